@@ -1,0 +1,147 @@
+"""XCAP as WSGI middleware: requests under ``xcap_root`` are XCAP, the rest pass through.
+
+Wrap any WSGI application::
+
+    from xcap_wsgi import XCAPMiddleware
+
+    application = XCAPMiddleware(
+        application,
+        db_url="mysql://kamailio:secret@127.0.0.1/kamailio",
+        xcap_root="/xcap-root/",
+    )
+
+or mount it in Flask with ``app.wsgi_app = XCAPMiddleware(app.wsgi_app, ...)``. With
+``app=None`` every request outside the root gets 404. The parameters keep the names of
+Kamailio's ``xcap_server`` module (``db_url``, ``xcap_table``, ``xcap_root``,
+``buf_size``); a bad value raises ``ValueError`` here, not on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from xcap_wsgi import operations
+from xcap_wsgi.conditions import Preconditions
+from xcap_wsgi.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    XCAPError,
+)
+from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
+from xcap_wsgi.uri import XCAPRoot, parse_xcap_path, raw_request_path
+
+log = logging.getLogger("xcap_wsgi")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+#: Default largest request body (and so document), in bytes: 1 MiB holds an address
+#: book of several thousand contacts. Kamailio's 8192 is far too small.
+DEFAULT_BUF_SIZE = 1024 * 1024
+#: The ``doc`` column is a MEDIUMBLOB: 16 MiB - 1.
+MAX_BUF_SIZE = 16 * 1024 * 1024 - 1
+READ_CHUNK = 64 * 1024
+
+
+class InternalError(XCAPError):
+    code = 500
+
+
+class XCAPMiddleware:
+    """Serve XCAP (RFC 4825) under ``xcap_root`` from ``storage`` or ``db_url``."""
+
+    def __init__(
+        self,
+        app: WSGIApp | None,
+        *,
+        db_url: str | None = None,
+        xcap_table: str = "xcap",
+        xcap_root: str = "/xcap-root/",
+        buf_size: int = DEFAULT_BUF_SIZE,
+        storage: Storage | None = None,
+    ) -> None:
+        if app is not None and not callable(app):
+            raise ValueError("app must be a WSGI application or None")
+        if isinstance(buf_size, bool) or not isinstance(buf_size, int) or not 0 < buf_size <= MAX_BUF_SIZE:
+            raise ValueError(f"buf_size must be an integer between 1 and {MAX_BUF_SIZE} bytes, got {buf_size!r}")
+        if storage is not None and db_url is not None:
+            raise ValueError("pass either db_url or storage, not both")
+        self.app = app
+        self.root = XCAPRoot(xcap_root)
+        self.buf_size = buf_size
+        self.storage = storage if storage is not None else open_storage(db_url, xcap_table)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if not self.root.contains(path):
+            if self.app is None:
+                return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
+            return self.app(environ, start_response)
+        try:
+            response = self.handle(environ)
+        except XCAPError as exc:
+            return exc(environ, start_response)
+        except StorageUnavailable as exc:
+            log.error("%s %s: database unavailable: %s", environ.get("REQUEST_METHOD"), path, exc)
+            return ServiceUnavailable()(environ, start_response)
+        except Exception:
+            request_id = secrets.token_hex(6)
+            log.exception("request %s: %s %s failed", request_id, environ.get("REQUEST_METHOD"), path)
+            return InternalError(f"internal error (request id {request_id})")(environ, start_response)
+        start_response(response.status, response.headers)
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [response.body]
+
+    def handle(self, environ: dict[str, Any]) -> operations.Response:
+        """Route one XCAP request to its method (RFC 4825 §8 order: URI, then method)."""
+        method = environ["REQUEST_METHOD"]
+        uri = parse_xcap_path(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        pre = Preconditions.from_environ(environ)
+        if method in operations.READ_METHODS:
+            return operations.get(self.storage, uri, pre)
+        if method == "PUT":
+            body = self.read_body(environ)
+            return operations.put(self.storage, uri, pre, environ.get("CONTENT_TYPE"), body)
+        if method == "DELETE":
+            return operations.delete(self.storage, uri, pre)
+        raise MethodNotAllowed(operations.DOCUMENT_METHODS)
+
+    def read_body(self, environ: dict[str, Any]) -> bytes:
+        """The request body, never more than ``buf_size`` bytes (413 beyond, never truncated).
+
+        A declared Content-Length over the limit is refused without reading; a chunked
+        body is read until it ends or passes the limit.
+        """
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH", "")
+        if length:
+            try:
+                size = int(length)
+            except ValueError:
+                raise BadRequest(f"invalid Content-Length {length!r}") from None
+            if size < 0:
+                raise BadRequest(f"invalid Content-Length {length!r}")
+            self._check_size(size)
+            body: bytes = stream.read(size) if size else b""
+            if len(body) != size:
+                raise BadRequest(f"the body ended after {len(body)} of {size} bytes")
+            return body
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not (chunked or environ.get("wsgi.input_terminated")):
+            return b""
+        chunks, total = [], 0
+        while chunk := stream.read(min(READ_CHUNK, self.buf_size + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            self._check_size(total)
+        return b"".join(chunks)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.buf_size:
+            raise PayloadTooLarge(
+                f"request body too large: the limit (buf_size) is {self.buf_size} bytes"
+            )

@@ -1,0 +1,96 @@
+"""The storage contract every backend fulfils (one table, Kamailio's ``xcap`` layout).
+
+A backend stores whole documents keyed by ``doc_uri`` and offers exactly two ways in:
+a plain indexed read (:meth:`Storage.get`, the hot path of a document GET) and an atomic
+read-modify-write (:meth:`Storage.update`) in which the caller's ``change`` function sees
+the current row under a write lock and decides the new bytes. Preconditions, node
+splicing and validation all run inside ``change``, so no concurrent writer can slip in
+between the check and the write (RFC 4825 §7.11, issue: no lost update).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+#: Kamailio's table version for ``xcap`` (kamailio-compat.md).
+XCAP_TABLE_VERSION = 4
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached or is busy; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Document:
+    doc: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class DocKey:
+    """Where a document lives and who owns it, as Kamailio's columns describe it."""
+
+    doc_uri: str
+    username: str
+    domain: str
+    doc_type: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of :meth:`Storage.update`: ``etag`` is None when the document was deleted."""
+
+    created: bool
+    etag: str | None
+
+
+#: ``change(current) -> new bytes`` (write) or ``None`` (delete); raising aborts with no write.
+Change = Callable[[Document | None], bytes | None]
+
+
+def new_etag() -> str:
+    """A fresh strong entity tag: unique per write, even for identical bytes (req. §10.3)."""
+    return secrets.token_hex(16)
+
+
+def validate_table_name(name: str) -> str:
+    if not isinstance(name, str) or not TABLE_NAME_RE.match(name):
+        raise ValueError(f"xcap_table must match {TABLE_NAME_RE.pattern}, got {name!r}")
+    return name
+
+
+class Storage(ABC):
+    """One table of XCAP documents."""
+
+    #: the db_url this storage was opened from, without password (for logs and banners)
+    description: str = ""
+
+    @abstractmethod
+    def get(self, doc_uri: str) -> Document | None:
+        """The stored document, or None; one indexed read."""
+
+    @abstractmethod
+    def update(self, key: DocKey, change: Change) -> WriteResult:
+        """Atomically read the row for ``key.doc_uri``, apply ``change``, write the result.
+
+        ``change`` returning bytes inserts or replaces the row with a new ETag;
+        returning None deletes it. An exception from ``change`` leaves the row untouched
+        and propagates.
+        """
+
+    @abstractmethod
+    def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
+        """Every stored (doc_uri, doc) of one Kamailio doc_type, in doc_uri order."""
+
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create the table, its indexes and the ``version`` row when missing (idempotent)."""
+
+    def close(self) -> None:
+        """Release this thread's connection (a new one is opened on next use)."""

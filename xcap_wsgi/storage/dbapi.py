@@ -1,0 +1,206 @@
+"""What the SQL backends share: per-thread connections and the atomic update loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from xcap_wsgi.storage import sql
+from xcap_wsgi.storage.base import (
+    XCAP_TABLE_VERSION,
+    Change,
+    DocKey,
+    Document,
+    Storage,
+    StorageUnavailable,
+    WriteResult,
+    new_etag,
+    validate_table_name,
+)
+
+log = logging.getLogger("xcap_wsgi.storage")
+
+#: How often a transaction that lost a race (duplicate key, deadlock) is replayed.
+MAX_ATTEMPTS = 8
+
+
+class Retry(Exception):
+    """The transaction lost a race with another writer and is replayed from the start."""
+
+
+class DBAPIStorage(Storage):
+    """A DB-API 2 backend: one connection per thread (and per process after a fork)."""
+
+    placeholder = "?"
+    select_for_update = sql.SELECT_DOC
+
+    def __init__(self, xcap_table: str = "xcap") -> None:
+        self.table = validate_table_name(xcap_table)
+        self._local = threading.local()
+        self._schema_ready = False
+        self._sql = {
+            name: template.format(t=self.quoted_table, p=self.placeholder)
+            for name, template in (
+                ("get", sql.SELECT_DOC),
+                ("lock", self.select_for_update),
+                ("by_type", sql.SELECT_BY_TYPE),
+                ("insert", sql.INSERT_DOC),
+                ("update", sql.UPDATE_DOC),
+                ("delete", sql.DELETE_DOC),
+                ("version", sql.SELECT_VERSION),
+                ("add_version", sql.INSERT_VERSION),
+            )
+        }
+
+    @property
+    @abstractmethod
+    def quoted_table(self) -> str: ...
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    @abstractmethod
+    def _begin(self, cursor: Any) -> None: ...
+
+    @abstractmethod
+    def _classify(self, exc: Exception) -> type[Exception] | None:
+        """Retry for a lost race, StorageUnavailable for a dead or busy database, None otherwise."""
+
+    @abstractmethod
+    def _create_schema(self, cursor: Any) -> None: ...
+
+    # -- connections ---------------------------------------------------------------
+    def _connection(self) -> tuple[Any, bool]:
+        """This thread's connection and whether it was just opened."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn, False
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            if self._classify(exc) is None:
+                raise
+            log.warning("cannot connect to %s: %s", self.description, exc)
+            raise StorageUnavailable(str(exc)) from exc
+        local.conn, local.pid = conn, os.getpid()
+        return conn, True
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken; nothing to release
+                pass
+
+    def _run(self, work: Any, *args: Any) -> Any:
+        """Run ``work(cursor, *args)`` on this thread's connection.
+
+        Replays the whole unit on a lost race, and once on a reused connection that
+        turns out dead (the database restarted while it was idle).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            conn, fresh = self._connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    return work(cursor, *args)
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                kind = self._classify(exc)
+                self._rollback(conn)
+                if kind is Retry:
+                    continue
+                if kind is StorageUnavailable:
+                    self.close()
+                    if not fresh and attempt == 0 and not getattr(exc, "after_commit", False):
+                        continue
+                    log.warning("database %s unavailable: %s", self.description, exc)
+                    raise StorageUnavailable(str(exc)) from exc
+                raise
+        raise StorageUnavailable(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    @staticmethod
+    def _rollback(conn: Any) -> None:
+        try:
+            conn.rollback()
+        except Exception:  # connection already gone: nothing was committed
+            pass
+
+    # -- the contract --------------------------------------------------------------
+    def get(self, doc_uri: str) -> Document | None:
+        self._ready()
+        row = self._run(self._get, doc_uri)
+        return None if row is None else Document(bytes(row[0]), row[1])
+
+    def _get(self, cursor: Any, doc_uri: str) -> Any:
+        cursor.execute(self._sql["get"], (doc_uri,))
+        return cursor.fetchone()
+
+    def update(self, key: DocKey, change: Change) -> WriteResult:
+        self._ready()
+        result: WriteResult = self._run(self._update, key, change)
+        return result
+
+    def _update(self, cursor: Any, key: DocKey, change: Change) -> WriteResult:
+        self._begin(cursor)
+        cursor.execute(self._sql["lock"], (key.doc_uri,))
+        row = cursor.fetchone()
+        current = None if row is None else Document(bytes(row[0]), row[1])
+        new = change(current)
+        etag: str | None = None
+        if new is None:
+            if current is not None:
+                cursor.execute(self._sql["delete"], (key.doc_uri,))
+        else:
+            etag = new_etag()
+            if current is None:
+                cursor.execute(self._sql["insert"], (key.username, key.domain, new, key.doc_type, etag, key.doc_uri))
+            else:
+                cursor.execute(self._sql["update"], (new, etag, key.username, key.domain, key.doc_type, key.doc_uri))
+        self._commit(cursor.connection)
+        return WriteResult(created=current is None and new is not None, etag=etag)
+
+    @staticmethod
+    def _commit(conn: Any) -> None:
+        try:
+            conn.commit()
+        except Exception as exc:
+            exc.after_commit = True  # type: ignore[attr-defined]  # outcome unknown: never replay
+            raise
+
+    def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
+        self._ready()
+        rows = self._run(self._documents, doc_type)
+        return iter(rows)
+
+    def _documents(self, cursor: Any, doc_type: int) -> list[tuple[str, bytes]]:
+        cursor.execute(self._sql["by_type"], (doc_type,))
+        return [(uri, bytes(doc)) for uri, doc in cursor.fetchall()]
+
+    def ensure_schema(self) -> None:
+        self._run(self._ensure_schema)
+        self._schema_ready = True
+
+    def _ensure_schema(self, cursor: Any) -> None:
+        self._create_schema(cursor)
+        cursor.execute(self._sql["version"], (self.table,))
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(self._sql["add_version"], (self.table, XCAP_TABLE_VERSION))
+        elif int(row[0]) != XCAP_TABLE_VERSION:
+            log.warning("table %s has version %s in table 'version'; xcap-wsgi writes version %s",
+                        self.table, row[0], XCAP_TABLE_VERSION)
+        cursor.connection.commit()
+
+    def _ready(self) -> None:
+        """Create the schema on first use in this process, so a fresh database just works."""
+        if not self._schema_ready:
+            self.ensure_schema()

@@ -1,0 +1,59 @@
+"""The embedded default: one SQLite file, safe for several worker processes on a host.
+
+WAL journaling lets readers proceed while one writer commits; ``BEGIN IMMEDIATE``
+takes the write lock before the row is read, which makes every
+:meth:`~xcap_wsgi.storage.base.Storage.update` atomic across threads and processes;
+the busy timeout makes concurrent writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from xcap_wsgi.storage import sql
+from xcap_wsgi.storage.base import StorageUnavailable
+from xcap_wsgi.storage.dbapi import DBAPIStorage
+
+BUSY_TIMEOUT_S = 10.0
+
+
+class SQLiteStorage(DBAPIStorage):
+    placeholder = "?"
+
+    def __init__(self, path: str, xcap_table: str = "xcap", busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+        if not path or path == ":memory:":
+            raise ValueError("SQLite storage needs a file path (an in-memory database is not shared between workers)")
+        self.path = path
+        self.busy_timeout = busy_timeout
+        super().__init__(xcap_table)
+        self.description = f"sqlite:///{path}"
+        # index names are per database in SQLite: keep Kamailio's names for the default table
+        self._index_prefix = "" if self.table == "xcap" else self.table + "_"
+
+    @property
+    def quoted_table(self) -> str:
+        return f'"{self.table}"'
+
+    def _connect(self) -> Any:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return conn
+
+    def _begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def _classify(self, exc: Exception) -> type[Exception] | None:
+        if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
+            return StorageUnavailable
+        return None
+
+    def _create_schema(self, cursor: Any) -> None:
+        names = {"t": self.quoted_table, "n": self._index_prefix}
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute(sql.SQLITE_CREATE_TABLE.format(**names))
+        for statement in sql.INDEXES:
+            cursor.execute(statement.format(**names).replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        cursor.execute(sql.SQLITE_CREATE_VERSION)

@@ -109,19 +109,17 @@ def split_xui(xui: str) -> tuple[str, str]:
     """Owner of a users-tree document as Kamailio stores it: (username, domain).
 
     ``sip:alice@example.com`` → (alice, example.com); ``tel:+123`` → (+123, "");
-    bare ``alice@example.com`` too. URI parameters and a host port are dropped, as
+    bare ``alice@example.com`` too; ``sip:example.com`` has no user part. URI parameters and a host port are dropped, as
     Kamailio's own URI parser does.
     """
-    rest = xui
-    lowered = xui.lower()
-    for scheme in _SCHEMES:
-        if lowered.startswith(scheme):
-            rest = xui[len(scheme):]
-            break
+    scheme, colon, rest = xui.partition(":")
+    scheme = scheme.lower() + ":"
+    if not colon or scheme not in _SCHEMES:
+        scheme, rest = "", xui
     rest = rest.split(";", 1)[0].split("?", 1)[0]
     user, at, host = rest.rpartition("@")
-    if not at:
-        user, host = rest, ""
+    if not at:  # sip:host names no user; tel: and bare ids are all user
+        user, host = ("", rest) if scheme in ("sip:", "sips:") else (rest, "")
     if host.startswith("["):  # IPv6 reference
         host = host[: host.find("]") + 1]
     else:

@@ -68,16 +68,16 @@ class MySQLStorage(DBAPIStorage):
         return f"`{self.table}`"
 
     def _connect(self) -> Any:
-        return self._pymysql.connect(
+        conn = self._pymysql.connect(
             **self.connect_args,
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
-            init_command=(
-                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED,"
-                f" SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}"
-            ),
+            init_command=f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}",
         )
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return conn
 
     def _begin(self, cursor: Any) -> None:
         cursor.execute("START TRANSACTION")

@@ -1,0 +1,95 @@
+"""Shared fixtures: every storage-backed test runs on SQLite and on MySQL/MariaDB.
+
+MySQL tests use ``XCAP_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/test``)
+and a table of their own. When the server is unreachable they skip, saying why, on a
+developer's machine; under CI (``CI`` set) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from xcap_wsgi import XCAPMiddleware
+from xcap_wsgi.storage import Storage
+from xcap_wsgi.storage.mysql import MySQLStorage
+from xcap_wsgi.storage.sqlite import SQLiteStorage
+
+MYSQL_URL = os.environ.get("XCAP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+MYSQL_TABLE = f"xcap_test_{os.getpid()}"
+BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+
+
+def mysql_connect(**extra: Any) -> Any:
+    """A raw PyMySQL connection to the test database, or skip/fail when it is down."""
+    import pymysql
+
+    from xcap_wsgi.storage.mysql import parse_mysql_url
+
+    try:
+        return pymysql.connect(**parse_mysql_url(MYSQL_URL), connect_timeout=3, autocommit=True, **extra)
+    except pymysql.err.OperationalError as exc:
+        message = f"MySQL at {MYSQL_URL} unreachable ({exc}); set XCAP_TEST_MYSQL_URL"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires the MySQL tests to run)")
+        pytest.skip(message)
+
+
+def mysql_drop(table: str) -> None:
+    conn = mysql_connect()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+        cur.execute("DELETE FROM version WHERE table_name = %s", (table,)) if _has_version(cur) else None
+    conn.close()
+
+
+def _has_version(cur: Any) -> bool:
+    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'version'")
+    return bool(cur.fetchone()[0])
+
+
+@pytest.fixture(scope="session")
+def mysql_table() -> Iterator[str]:
+    mysql_drop(MYSQL_TABLE)
+    yield MYSQL_TABLE
+    mysql_drop(MYSQL_TABLE)
+
+
+def make_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    if backend == "sqlite":
+        return SQLiteStorage(str(tmp_path / "xcap.db"))
+    table = request.getfixturevalue("mysql_table")
+    conn = mysql_connect()
+    storage = MySQLStorage(MYSQL_URL, table)
+    storage.ensure_schema()
+    with conn.cursor() as cur:
+        cur.execute(f"DELETE FROM `{table}`")
+    conn.close()
+    return storage
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]:
+    s = make_storage(backend, tmp_path, request)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def app(storage: Storage) -> XCAPMiddleware:
+    return XCAPMiddleware(None, storage=storage)
+
+
+@pytest.fixture
+def client(app: XCAPMiddleware) -> Client:
+    return Client(app)

@@ -9,6 +9,7 @@ the busy timeout makes concurrent writers queue instead of failing.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from xcap_wsgi.storage import sql
@@ -37,10 +38,25 @@ class SQLiteStorage(DBAPIStorage):
 
     def _connect(self) -> Any:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        conn.execute("PRAGMA synchronous=FULL")
+        self._use_wal(conn)
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new database file to WAL (persistent, so this is a no-op afterwards).
+
+        The switch needs an exclusive lock that the busy handler does not wait for, so
+        several workers opening a fresh file at once retry for up to the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _begin(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")

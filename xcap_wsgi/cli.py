@@ -83,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("bind", [args.bind])
             self.cfg.set("workers", args.workers)
             self.cfg.set("proc_name", "xcap-wsgi")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24; unused here
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> XCAPMiddleware:
             return app

@@ -114,25 +114,34 @@ class XCAPMiddleware:
         """The request body, never more than ``buf_size`` bytes (413 beyond, never truncated).
 
         A declared Content-Length over the limit is refused without reading; a chunked
-        body is read until it ends or passes the limit.
+        body is read until it ends or passes the limit. A body the server cannot
+        decode (bad chunk framing, client gone) is a 400, not a 500.
         """
-        stream = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH", "")
-        if length:
-            try:
-                size = int(length)
-            except ValueError:
-                raise BadRequest(f"invalid Content-Length {length!r}") from None
-            if size < 0:
-                raise BadRequest(f"invalid Content-Length {length!r}")
+        try:
+            size = int(length) if length else None
+        except ValueError:
+            size = -1
+        if size is not None and size < 0:
+            raise BadRequest(f"invalid Content-Length {length!r}")
+        if size is not None:
             self._check_size(size)
-            body: bytes = stream.read(size) if size else b""
-            if len(body) != size:
-                raise BadRequest(f"the body ended after {len(body)} of {size} bytes")
-            return body
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if not (chunked or environ.get("wsgi.input_terminated")):
+        if size is None and not (chunked or environ.get("wsgi.input_terminated")):
             return b""
+        try:
+            body = self._read(environ["wsgi.input"], size)
+        except XCAPError:
+            raise
+        except Exception as exc:
+            raise BadRequest(f"the request body could not be read: {exc.__class__.__name__}") from None
+        if size is not None and len(body) != size:
+            raise BadRequest(f"the body ended after {len(body)} of {size} bytes")
+        return body
+
+    def _read(self, stream: Any, size: int | None) -> bytes:
+        if size is not None:
+            return bytes(stream.read(size)) if size else b""
         chunks, total = [], 0
         while chunk := stream.read(min(READ_CHUNK, self.buf_size + 1 - total)):
             chunks.append(chunk)

@@ -22,7 +22,7 @@ RESOURCE_LISTS = (
     '    <external anchor="http://xcap.example.com/xcap-root/resource-lists/users/sip:bob@example.com/index"/>\n'
     "  </list>\n"
     "</resource-lists>\n"
-).encode("utf-8")
+).encode()
 
 #: sipsimple style: single quotes, rl: prefix, one line, no final newline, encoded URIs.
 RESOURCE_LISTS_PREFIXED = (
@@ -30,7 +30,7 @@ RESOURCE_LISTS_PREFIXED = (
     '<rl:resource-lists xmlns:rl="urn:ietf:params:xml:ns:resource-lists">'
     '<rl:list name="oma_buddylist"><rl:entry uri="sip%3Abob%40example.com">'
     "<rl:display-name>Σωκράτης</rl:display-name></rl:entry></rl:list></rl:resource-lists>"
-).encode("utf-8")
+).encode()
 
 #: Kamailio tutorial style: declaration without encoding, tabs, CRLF line ends.
 RESOURCE_LISTS_TABS = (

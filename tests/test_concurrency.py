@@ -11,7 +11,6 @@ import multiprocessing
 import re
 from typing import Any
 
-import pytest
 from werkzeug.test import Client
 
 from tests.conftest import MYSQL_URL

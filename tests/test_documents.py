@@ -134,12 +134,6 @@ def test_other_methods_are_405_with_allow(client: Client, method: str) -> None:
     assert resp.headers["Allow"] == "GET, HEAD, PUT, DELETE"
 
 
-def test_node_selector_is_501_until_supported(client: Client) -> None:
-    put(client)
-    resp = client.get(RL_URI + "/~~/resource-lists/list")
-    assert (resp.status, resp.data) == ("501 Not Implemented", b"node selectors (/~~/...) are not supported yet\n")
-
-
 def test_generated_usage_is_read_only(client: Client) -> None:
     resp = client.put("/xcap-root/xcap-caps/global/index", data=b"<x/>")
     assert resp.status == "405 Method Not Allowed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from tests.conftest import MYSQL_URL, mysql_connect, mysql_drop
 from tests.docs import PRES_RULES, PRES_RULES_URI, RESOURCE_LISTS, RL_MIME, RL_URI
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.errors import NotFound
-from xcap_wsgi.storage import DocKey, Document, Storage, StorageUnavailable
+from xcap_wsgi.storage import DocKey, Document, Storage
 from xcap_wsgi.storage.mysql import MySQLStorage
 from xcap_wsgi.storage.sqlite import SQLiteStorage
 
@@ -128,18 +129,14 @@ class TCPForwarder:
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
     def down(self) -> None:
         self.up = False
         for s in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
         self.conns.clear()
 
     def close(self) -> None:

@@ -94,6 +94,6 @@ class Preconditions:
 def _matches(tags: list[EntityTag] | str, etag: str | None, *, strong: bool) -> bool:
     if etag is None:
         return False
-    if tags == ANY:
+    if isinstance(tags, str):  # ANY
         return True
     return any(t.value == etag and not (strong and t.weak) for t in tags)

@@ -102,11 +102,6 @@ class UnsupportedMediaType(XCAPError):
     description = "unsupported media type"
 
 
-class NotImplementedHere(XCAPError):
-    code = 501
-    description = "not implemented"
-
-
 class ServiceUnavailable(XCAPError):
     """The store cannot be reached; the client may retry (never a half-write)."""
 
@@ -142,7 +137,7 @@ class Conflict(XCAPError):
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<xcap-error xmlns="{XCAP_ERROR_NS}">{inner}</xcap-error>\n'
-        ).encode("utf-8")
+        ).encode()
 
 
 class NotWellFormed(Conflict):

@@ -100,14 +100,15 @@ class XCAPMiddleware:
         """Route one XCAP request to its method (RFC 4825 §8 order: URI, then method)."""
         method = environ["REQUEST_METHOD"]
         uri = parse_xcap_path(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)
         if method in operations.READ_METHODS:
-            return operations.get(self.storage, uri, pre)
+            return operations.get(self.storage, uri, selector, pre)
         if method == "PUT":
             body = self.read_body(environ)
-            return operations.put(self.storage, uri, pre, environ.get("CONTENT_TYPE"), body)
+            return operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body, self.buf_size)
         if method == "DELETE":
-            return operations.delete(self.storage, uri, pre)
+            return operations.delete(self.storage, uri, selector, pre)
         raise MethodNotAllowed(operations.DOCUMENT_METHODS)
 
     def read_body(self, environ: dict[str, Any]) -> bytes:

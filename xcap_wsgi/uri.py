@@ -120,10 +120,7 @@ def split_xui(xui: str) -> tuple[str, str]:
     user, at, host = rest.rpartition("@")
     if not at:  # sip:host names no user; tel: and bare ids are all user
         user, host = ("", rest) if scheme in ("sip:", "sips:") else (rest, "")
-    if host.startswith("["):  # IPv6 reference
-        host = host[: host.find("]") + 1]
-    else:
-        host = host.split(":", 1)[0]
+    host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":", 1)[0]  # drop the port
     return user, host
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 from lxml import etree
 
@@ -52,7 +53,7 @@ def parse_document(body: bytes) -> etree._Element:
         root = etree.fromstring(body, parser())
     except etree.XMLSyntaxError as exc:
         raise NotWellFormed(getattr(exc, "msg", None) or str(exc)) from None
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise NotWellFormed("DOCTYPE and entity declarations are not allowed in XCAP documents")
     return root

@@ -92,5 +92,5 @@ class Storage(ABC):
     def ensure_schema(self) -> None:
         """Create the table, its indexes and the ``version`` row when missing (idempotent)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: embedded stores hold nothing)
         """Release this thread's connection (a new one is opened on next use)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -94,10 +95,8 @@ class DBAPIStorage(Storage):
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing to release
                 conn.close()
-            except Exception:  # already broken; nothing to release
-                pass
 
     def _run(self, work: Any, *args: Any) -> Any:
         """Run ``work(cursor, *args)`` on this thread's connection.
@@ -129,10 +128,8 @@ class DBAPIStorage(Storage):
 
     @staticmethod
     def _rollback(conn: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # connection already gone: nothing was committed
             conn.rollback()
-        except Exception:  # connection already gone: nothing was committed
-            pass
 
     # -- the contract --------------------------------------------------------------
     def get(self, doc_uri: str) -> Document | None:

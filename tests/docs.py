@@ -54,3 +54,17 @@ def counter_doc(n: int) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="n{n}"/></resource-lists>\n'
     ).encode()
+
+
+#: The smallest valid document of each writable usage, with its Kamailio doc_type.
+MINIMAL = {
+    "resource-lists": (4, b'<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"/>'),
+    "rls-services": (8, b'<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"/>'),
+    "pres-rules": (2, b'<ruleset xmlns="urn:ietf:params:xml:ns:common-policy"/>'),
+    "org.openmobilealliance.pres-rules": (2, b'<ruleset xmlns="urn:ietf:params:xml:ns:common-policy"/>'),
+    "pidf-manipulation": (16, b'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"/>'),
+    "org.openmobilealliance.user-profile": (64, b'<user-profile xmlns="urn:oma:xml:xdm:user-profile"/>'),
+    "org.openmobilealliance.pres-content": (128, (
+        b'<content xmlns="urn:oma:xml:prs:pres-content"><mime-type>image/png</mime-type>'
+        b"<encoding>base64</encoding><data>iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAE0lEQVR4nGMQaPgARAwfGgSACAAqDgYBpCQTYgAAAABJRU5ErkJggg==</data></content>")),
+}

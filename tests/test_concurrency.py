@@ -110,3 +110,25 @@ def test_racing_unconditional_writers_leave_a_consistent_row(storage: Storage, c
     # the stored ETag is the one handed out for exactly the stored bytes
     assert final.data == counter_doc(written[final.headers["ETag"]])
 
+
+
+def insert_entries(config: dict[str, str], start: Any, worker: int, rounds: int) -> list[str]:
+    """Element PUTs without preconditions, each inserting a new entry (RFC 4825 §8.2.3)."""
+    client = client_for(config)
+    start.wait()
+    statuses = []
+    for i in range(rounds):
+        uri = f"sip:w{worker}-{i}@example.com"
+        resp = client.put(f'{RL_URI}/~~/resource-lists/list/entry[@uri="{uri}"]',
+                          data=f'<entry uri="{uri}"/>'.encode(), content_type="application/xcap-el+xml")
+        statuses.append(resp.status)
+    return statuses
+
+
+def test_concurrent_element_puts_lose_no_insert(storage: Storage, client: Client) -> None:
+    client.put(RL_URI, data=counter_doc(0), content_type=RL_MIME)
+    results = run_parallel(insert_entries, [(db_config(storage), w, ROUNDS) for w in range(PROCESSES)])
+    assert all(status == "201 Created" for statuses in results for status in statuses)
+    final = client.get(RL_URI).data
+    entries = re.findall(rb'<entry uri="sip:(w\d+-\d+)@example.com"/>', final)
+    assert sorted(entries) == sorted(f"w{w}-{i}".encode() for w in range(PROCESSES) for i in range(ROUNDS))

@@ -13,7 +13,7 @@ import pytest
 from werkzeug.test import Client
 
 from tests.conftest import MYSQL_URL, mysql_connect, mysql_drop
-from tests.docs import PRES_RULES, PRES_RULES_URI, RESOURCE_LISTS, RL_MIME, RL_URI
+from tests.docs import MINIMAL, PRES_RULES, PRES_RULES_URI, RESOURCE_LISTS, RESOURCE_LISTS_TABS, RL_MIME, RL_URI
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.errors import NotFound
 from xcap_wsgi.storage import DocKey, Document, Storage
@@ -167,7 +167,7 @@ def test_mysql_down_is_503_with_retry_after_and_recovers(
 
     forwarder.down()
     for request in (lambda: client.get(RL_URI),
-                    lambda: client.put(RL_URI, data=PRES_RULES, content_type=RL_MIME)):
+                    lambda: client.put(RL_URI, data=RESOURCE_LISTS_TABS, content_type=RL_MIME)):
         resp = request()
         assert (resp.status, resp.headers["Retry-After"], resp.data) == (
             "503 Service Unavailable", "5", b"document store unavailable, try again later\n")
@@ -206,13 +206,13 @@ def test_sqlite_write_lock_held_too_long_is_503_and_reads_continue(tmp_path: Pat
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        resp = client.put(RL_URI, data=PRES_RULES, content_type=RL_MIME)
+        resp = client.put(RL_URI, data=RESOURCE_LISTS_TABS, content_type=RL_MIME)
         assert resp.status == "503 Service Unavailable"
         assert client.get(RL_URI).data == RESOURCE_LISTS
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert client.put(RL_URI, data=PRES_RULES, content_type=RL_MIME).status == "200 OK"
+    assert client.put(RL_URI, data=RESOURCE_LISTS_TABS, content_type=RL_MIME).status == "200 OK"
 
 
 # -- what Kamailio reads ---------------------------------------------------------------------
@@ -241,22 +241,13 @@ def test_mysql_row_is_what_kamailio_reads(mysql_client: tuple[Client, Any], mysq
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize(
-    ("uri", "doc_type"),
-    [
-        ("/xcap-root/resource-lists/users/sip:alice@example.com/index", 4),
-        ("/xcap-root/rls-services/users/sip:alice@example.com/index", 8),
-        ("/xcap-root/pres-rules/users/sip:alice@example.com/index", 2),
-        ("/xcap-root/org.openmobilealliance.pres-rules/users/sip:alice@example.com/pres-rules", 2),
-        ("/xcap-root/pidf-manipulation/users/sip:alice@example.com/index", 16),
-        ("/xcap-root/org.openmobilealliance.user-profile/users/sip:alice@example.com/index", 64),
-        ("/xcap-root/org.openmobilealliance.pres-content/users/sip:alice@example.com/oma_status-icon/rcs", 128),
-    ],
-)
-def test_mysql_doc_type_is_kamailios_code(mysql_client: tuple[Client, Any], mysql_table: str, uri: str,
-                                          doc_type: int) -> None:
+@pytest.mark.parametrize("auid", sorted(MINIMAL))
+def test_mysql_doc_type_is_kamailios_code(mysql_client: tuple[Client, Any], mysql_table: str, auid: str) -> None:
     client, conn = mysql_client
-    assert client.put(uri, data=b"<doc/>").status == "201 Created"
+    doc_type, body = MINIMAL[auid]
+    uri = f"/xcap-root/{auid}/users/sip:alice@example.com/dir/index"
+    resp = client.put(uri, data=body)
+    assert resp.status == "201 Created", resp.data
     with conn.cursor() as cur:
         cur.execute(f"SELECT doc_type, doc_uri FROM `{mysql_table}`")
         assert cur.fetchall() == ((doc_type, uri),)

@@ -10,6 +10,7 @@ the preconditions against the row it has locked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import quote
 
 from xcap_wsgi.conditions import Preconditions
@@ -31,6 +32,7 @@ from xcap_wsgi.selector import (
 )
 from xcap_wsgi.storage import DocKey, Document, Storage
 from xcap_wsgi.uri import XCAPURI
+from xcap_wsgi.usages import ValidationContext
 from xcap_wsgi.xmlcheck import parse_document
 
 #: Content types that urllib-based clients send by default: treated as unspecified (PD5).
@@ -77,6 +79,12 @@ def parse_selector(uri: XCAPURI) -> NodeSelector | None:
     return parse_node_selector(uri.node_selector, parse_xmlns_query(uri.query), uri.usage.namespace)
 
 
+def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
+    """What a usage's constraints may look at beyond the document (RS3 reads the others)."""
+    tree: Literal["users", "global"] = "users" if uri.tree == "users" else "global"
+    return ValidationContext(uri.xcap_root, uri.auid, tree, uri.xui, uri.doc_uri, storage.documents)
+
+
 def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions) -> Response:
     """G1-G8, E8: the stored bytes as they were PUT with the usage's MIME type, or the
     selected element, attribute or namespace bindings (one parse at most)."""
@@ -118,9 +126,10 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
     attribute; the node is spliced into the row locked by the storage transaction."""
     check_writable(uri, selector)
     expected = body_content_type(selector, uri.usage.mime_type)
+    context = validation_context(storage, uri)
     if selector is None:
         check_content_type(content_type, expected)
-        parse_document(body)
+        uri.usage.validate(parse_document(body), context)
     elif media_type(content_type) != expected:
         raise UnsupportedMediaType(f"Content-Type must be {expected}, got {media_type(content_type) or 'none'}")
 
@@ -133,6 +142,7 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
         new, created = put_node_in(uri, current.doc, selector, body)
         if len(new) > limit:
             raise PayloadTooLarge(f"the document would grow past the limit (buf_size) of {limit} bytes")
+        uri.usage.validate(new, context)
         node_created.append(created)
         return new
 
@@ -162,7 +172,11 @@ def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: P
         pre.check_write(current.etag if current else None)
         if current is None:
             raise NotFound("no such document")
-        return None if selector is None else delete_node(current.doc, selector)
+        if selector is None:
+            return None
+        new = delete_node(current.doc, selector)
+        uri.usage.validate(new, validation_context(storage, uri))  # V6, D6
+        return new
 
     result = storage.update(document_key(uri), change)
     headers = [("Content-Length", "0")]

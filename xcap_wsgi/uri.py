@@ -65,6 +65,7 @@ class XCAPURI:
     doc_uri: str
     node_selector: str | None
     query: str
+    xcap_root: str = "/xcap-root/"
 
     @property
     def auid(self) -> str:
@@ -159,7 +160,7 @@ def parse_xcap_path(raw_path: str, raw_query: str, root: XCAPRoot) -> XCAPURI:
     if len(doc_uri) > MAX_DOC_URI:
         raise URITooLong(f"the document URI is {len(doc_uri)} characters long; at most {MAX_DOC_URI} are stored")
     query = _decode(raw_query, "query") if raw_query else ""
-    return XCAPURI(usage, tree, xui, username, domain, document, doc_uri, selector, query)
+    return XCAPURI(usage, tree, xui, username, domain, document, doc_uri, selector, query, root.path)
 
 
 def _split_selector(raw_segments: list[str]) -> tuple[list[str], str | None]:

@@ -12,23 +12,66 @@ of their own with :func:`register`::
         mime_type="application/vnd.example.notes+xml",
         namespace="urn:example:notes",
         doc_type=1024,
+        root="{urn:example:notes}notes",
+        schemas=("/etc/xcap/notes.xsd",),
     ))
+
+The middleware validates every tentative result (RFC 4825 §8.2.5) with
+``usage.validate(document, context)``, which raises the matching
+:mod:`xcap_wsgi.errors` 409 for the first failure: the document element, then the
+schema, then each constraint of the usage in order.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lxml import etree
+
+from xcap_wsgi.usages.validation import check_root, check_schema, parse_document
 
 AUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def _no_documents(doc_type: int) -> Iterable[tuple[str, bytes]]:
+    return ()
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """Where the document being validated lives, and a view of its neighbours.
+
+    ``doc_uri`` is the percent-decoded absolute path of the document including the
+    XCAP root (the Kamailio ``doc_uri`` column). ``documents(doc_type)`` yields
+    ``(doc_uri, doc)`` for every stored document of that Kamailio ``doc_type``; a
+    usage that reads it (rls-services, RS3) skips the one whose ``doc_uri`` equals
+    this context's, since its new content is the document being validated.
+    """
+
+    xcap_root: str
+    auid: str
+    tree: Literal["users", "global"]
+    xui: str | None
+    doc_uri: str
+    documents: Callable[[int], Iterable[tuple[str, bytes]]] = _no_documents
+
+
+#: A check beyond the schema (RFC 4825 §8.2.5, V4/V5): raises an errors.Conflict.
+Constraint = Callable[[etree._Element, ValidationContext], None]
+
+
 @dataclass(frozen=True)
 class ApplicationUsage:
-    """One AUID: what documents under it are and how they are stored.
+    """One AUID: what documents under it are, how they are stored and validated.
 
     ``generated`` usages (xcap-caps, the OMA directory) are computed by the server
-    and never written by clients.
+    and never written by clients. ``root`` is the required document element in
+    Clark notation, ``schemas`` the XSD files (names of the package's schemas or
+    absolute paths) whose union validates the document, ``constraints`` the
+    usage's further checks, run in order after the schema.
     """
 
     auid: str
@@ -36,12 +79,26 @@ class ApplicationUsage:
     namespace: str
     doc_type: int
     generated: bool = False
+    root: str | None = None
+    schemas: tuple[str, ...] = ()
+    constraints: tuple[Constraint, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not AUID_RE.match(self.auid):
             raise ValueError(f"invalid AUID {self.auid!r} (RFC 4825 §5.1: a token or a reverse-domain name)")
         if "/" not in self.mime_type:
             raise ValueError(f"invalid MIME type {self.mime_type!r} for AUID {self.auid!r}")
+
+    def validate(self, document: bytes | etree._Element, context: ValidationContext) -> None:
+        """Raise the 409 for the first way ``document`` (bytes, or a root element
+        already parsed by :func:`xcap_wsgi.xmlcheck.parse_document`) breaks this usage (V1-V5)."""
+        root = parse_document(document) if isinstance(document, bytes) else document
+        if self.root is not None:
+            check_root(root, self.root)
+        if self.schemas:
+            check_schema(root, self.schemas)
+        for constraint in self.constraints:
+            constraint(root, context)
 
 
 _REGISTRY: dict[str, ApplicationUsage] = {}
@@ -59,7 +116,25 @@ def get_usage(auid: str) -> ApplicationUsage | None:
 
 
 def all_usages() -> list[ApplicationUsage]:
+    """Every registered usage, sorted by AUID."""
     return sorted(_REGISTRY.values(), key=lambda u: u.auid)
 
 
 from xcap_wsgi.usages import caps, oma, pidf, pres_rules, resource_lists  # noqa: E402,F401  (registers)
+from xcap_wsgi.usages.caps import xcap_caps_document  # noqa: E402
+from xcap_wsgi.usages.oma import DirectoryEntry, xcap_directory_document  # noqa: E402
+from xcap_wsgi.usages.resource_lists import rls_services_global_index  # noqa: E402
+
+__all__ = [
+    "AUID_RE",
+    "ApplicationUsage",
+    "Constraint",
+    "DirectoryEntry",
+    "ValidationContext",
+    "all_usages",
+    "get_usage",
+    "register",
+    "rls_services_global_index",
+    "xcap_caps_document",
+    "xcap_directory_document",
+]

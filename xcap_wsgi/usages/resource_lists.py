@@ -1,19 +1,304 @@
-"""RFC 4826: resource-lists (§3) and rls-services (§4) (requirements RL1, RS1)."""
+"""RFC 4826: resource-lists (§3) and rls-services (§4) (requirements RL1-RL6, RS1-RS6).
+
+Beyond the schema, a resource list keeps the names, URIs, refs and anchors of
+sibling elements unique (RL3-RL6), entry-refs relative and anchors absolute HTTP
+URIs; an RLS service URI is unique on the whole server (RS3) and a
+``<resource-list>`` points into the owner's own resource-lists documents under
+the same XCAP root (RS4). The global rls-services index (RS6) is computed::
+
+    body = rls_services_global_index(storage_rows_with_doc_type_8)
+"""
 
 from __future__ import annotations
 
-from xcap_wsgi.usages import ApplicationUsage, register
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from urllib.parse import unquote, urlsplit
+from xml.parsers import expat
+from xml.sax.saxutils import quoteattr
+
+from lxml import etree
+
+from xcap_wsgi.errors import ConstraintFailure, UniquenessFailure
+from xcap_wsgi.usages import ApplicationUsage, ValidationContext, register
+from xcap_wsgi.usages.validation import (
+    BUILTIN_SCHEMAS,
+    decode_uri,
+    field_selector,
+    has_scheme,
+    is_http_uri,
+    parse_document,
+)
+
+RL_NS = "urn:ietf:params:xml:ns:resource-lists"
+RLS_NS = "urn:ietf:params:xml:ns:rls-services"
+RLS_DOC_TYPE = 8
+
+#: Per child element: the attribute that must be unique among same-name siblings
+#: (RFC 4826 §3.4.5) and whether it holds a URI (compared percent-decoded).
+_UNIQUE_ATTRIBUTES = {
+    f"{{{RL_NS}}}list": ("name", False),
+    f"{{{RL_NS}}}entry": ("uri", True),
+    f"{{{RL_NS}}}entry-ref": ("ref", True),
+    f"{{{RL_NS}}}external": ("anchor", True),
+}
+_LIST_TAGS = (f"{{{RL_NS}}}list", f"{{{RLS_NS}}}list")
+_SERVICE = f"{{{RLS_NS}}}service"
+
+
+# --- resource lists (RL3-RL6, and RS5 for inline lists) -------------------------------
+
+
+def _lists(root: etree._Element) -> Iterator[etree._Element]:
+    """The root and every list of the document: the parents RL3-RL6 look into."""
+    yield root
+    yield from root.iter(*_LIST_TAGS)
+
+
+def _duplicates(parent: etree._Element) -> Iterator[tuple[etree._Element, str]]:
+    """(element, attribute) for each child repeating an earlier sibling's value."""
+    seen: set[tuple[str, str]] = set()
+    for child in parent.iterchildren(*_UNIQUE_ATTRIBUTES):
+        attribute, is_uri = _UNIQUE_ATTRIBUTES[str(child.tag)]
+        raw = child.get(attribute)
+        if raw is None:
+            continue
+        key = (str(child.tag), decode_uri(raw) if is_uri else raw)
+        if key in seen:
+            yield child, attribute
+        seen.add(key)
+
+
+def _check_sibling_uniqueness(root: etree._Element, default_ns: str) -> None:
+    """RL3-RL6: one ``<exists>`` per repeated name, uri, ref or anchor."""
+    exists = [
+        (field_selector(element, attribute, default_ns), ())
+        for parent in _lists(root)
+        for element, attribute in _duplicates(parent)
+    ]
+    if exists:
+        raise UniquenessFailure(exists, "a sibling already uses this value (RFC 4826 section 3.4.5)")
+
+
+def _check_references(root: etree._Element) -> None:
+    """RL5: entry-ref is a relative-path reference; RL6: external is absolute HTTP."""
+    for ref in root.iter(f"{{{RL_NS}}}entry-ref"):
+        value = decode_uri(ref.get("ref", ""))
+        if not value or has_scheme(value) or value.startswith("/"):
+            raise ConstraintFailure(f"entry-ref {value!r} is not a relative-path reference (RFC 4826 section 3.4.5)")
+    for external in root.iter(f"{{{RL_NS}}}external"):
+        anchor = external.get("anchor")
+        if anchor is not None and not is_http_uri(decode_uri(anchor)):
+            raise ConstraintFailure(f"external anchor {anchor!r} is not an absolute HTTP URI (RFC 4826 section 3.4.5)")
+
+
+def check_resource_lists(root: etree._Element, context: ValidationContext) -> None:
+    """RFC 4826 §3.4.5 (RL3-RL6)."""
+    _check_sibling_uniqueness(root, RL_NS)
+    _check_references(root)
+
+
+# --- rls-services (RS3-RS5) -----------------------------------------------------------
+
+
+def check_inline_lists(root: etree._Element, context: ValidationContext) -> None:
+    """RS5: a ``<list>`` inside a service obeys the resource-lists constraints."""
+    _check_sibling_uniqueness(root, RLS_NS)
+    _check_references(root)
+
+
+def _service_uris(document: bytes) -> Iterator[str]:
+    try:
+        root = parse_document(document)
+    except Exception:  # a stored document that no longer parses holds no services
+        return
+    for service in root.iter(_SERVICE):
+        yield decode_uri(service.get("uri", ""))
+
+
+def _is_global_index(doc_uri: str) -> bool:
+    return doc_uri.rstrip("/").endswith("/rls-services/global/index")
+
+
+def _taken_elsewhere(context: ValidationContext) -> set[str]:
+    """Service URIs of every other rls-services document on the server (RS3)."""
+    taken: set[str] = set()
+    for doc_uri, document in context.documents(RLS_DOC_TYPE):
+        if doc_uri != context.doc_uri and not _is_global_index(doc_uri):
+            taken.update(_service_uris(document))
+    return taken
+
+
+def _alternatives(uri: str, taken: set[str], count: int = 3) -> list[str]:
+    """Free service URIs next to ``uri``: ``sip:friends@x`` → ``sip:friends-1@x`` ..."""
+    match = re.match(r"^([^:]+:)?([^@;]*)(.*)$", uri)
+    scheme, user, rest = match.groups() if match else ("", uri, "")
+    candidates = (f"{scheme or ''}{user}-{n}{rest}" for n in itertools.count(1))
+    return list(itertools.islice((c for c in candidates if c not in taken), count))
+
+
+def check_service_uniqueness(root: etree._Element, context: ValidationContext) -> None:
+    """RS3: service/@uri unique across every rls-services document, with free alternatives."""
+    taken = _taken_elsewhere(context)
+    mine = [decode_uri(s.get("uri", "")) for s in root.iter(_SERVICE)]
+    all_taken = taken | set(mine)
+    seen: set[str] = set()
+    exists: list[tuple[str, list[str]]] = []
+    for service, uri in zip(root.iter(_SERVICE), mine, strict=True):
+        if uri in taken or uri in seen:
+            exists.append((field_selector(service, "uri", RLS_NS), _alternatives(uri, all_taken)))
+        seen.add(uri)
+    if exists:
+        raise UniquenessFailure(exists, "service URI already in use (RFC 4826 section 4.4.5)")
+
+
+def _normalise_root(xcap_root: str) -> str:
+    return "/" + xcap_root.strip("/") + "/" if xcap_root.strip("/") else "/"
+
+
+def _resource_list_problem(value: str, context: ValidationContext) -> str | None:
+    """Why a ``<resource-list>`` value breaks RS4, or None when it is fine."""
+    text = value.strip() if is_http_uri(value.strip()) else decode_uri(value)
+    if not is_http_uri(text):
+        return "is not an absolute HTTP URI"
+    path = urlsplit(text.split("/~~/", 1)[0]).path
+    root = _normalise_root(context.xcap_root)
+    if not path.startswith(root):
+        return f"is not under this document's XCAP root {root}"
+    segments = [unquote(s) for s in path[len(root):].split("/")]
+    if segments[0] != "resource-lists":
+        return "does not point into the resource-lists application usage"
+    if context.tree == "users" and (len(segments) < 3 or segments[1:3] != ["users", context.xui]):
+        return f"does not point into the home directory of {context.xui}"
+    return None
+
+
+def check_resource_list_references(root: etree._Element, context: ValidationContext) -> None:
+    """RS4: a ``<resource-list>`` names a resource-lists document of the same user and root."""
+    for element in root.iter(f"{{{RLS_NS}}}resource-list"):
+        value = element.text or ""
+        problem = _resource_list_problem(value, context)
+        if problem:
+            raise ConstraintFailure(f"resource-list {value.strip()!r} {problem} (RFC 4826 section 4.4.5)")
+
 
 RESOURCE_LISTS = register(ApplicationUsage(
     auid="resource-lists",
     mime_type="application/resource-lists+xml",
-    namespace="urn:ietf:params:xml:ns:resource-lists",
+    namespace=RL_NS,
     doc_type=4,
+    root=f"{{{RL_NS}}}resource-lists",
+    schemas=BUILTIN_SCHEMAS,
+    constraints=(check_resource_lists,),
 ))
 
 RLS_SERVICES = register(ApplicationUsage(
     auid="rls-services",
     mime_type="application/rls-services+xml",
-    namespace="urn:ietf:params:xml:ns:rls-services",
-    doc_type=8,
+    namespace=RLS_NS,
+    doc_type=RLS_DOC_TYPE,
+    root=f"{{{RLS_NS}}}rls-services",
+    schemas=BUILTIN_SCHEMAS,
+    constraints=(check_inline_lists, check_resource_list_references, check_service_uniqueness),
 ))
+
+
+# --- the global index (RS6) -----------------------------------------------------------
+
+
+def _is_user_index(doc_uri: str) -> bool:
+    """``.../rls-services/users/<xui>/index``: only documents named index count (RS6)."""
+    segments = doc_uri.split("/")
+    return len(segments) >= 4 and segments[-1] == "index" and segments[-3] == "users" and segments[-4] == "rls-services"
+
+
+class _ServiceSpans:
+    """Byte spans of the ``<service>`` children of the root, found with expat.
+
+    lxml cannot give byte offsets; expat can, so each service is copied byte for
+    byte (whitespace, comments, attribute quoting and all). ``declared`` holds the
+    prefixes each service's own start tag declares.
+    """
+
+    def __init__(self, document: bytes) -> None:
+        self.spans: list[tuple[int, int]] = []
+        self.declared: list[set[str]] = []
+        self._document = document
+        self._depth = 0
+        self._start = 0
+        self._empty = False
+        self._pending: set[str] = set()
+        parser = expat.ParserCreate(namespace_separator=" ")
+        parser.StartNamespaceDeclHandler = self._namespace
+        parser.StartElementHandler = self._open
+        parser.EndElementHandler = self._close
+        parser.CharacterDataHandler = parser.CommentHandler = self._content
+        parser.ProcessingInstructionHandler = self._content
+        self._parser = parser
+        parser.Parse(document, True)
+
+    def _namespace(self, prefix: str | None, uri: str) -> None:
+        self._pending.add(prefix or "")
+
+    def _content(self, *args: object) -> None:
+        self._empty = False
+
+    def _open(self, name: str, attributes: object) -> None:
+        self._depth += 1
+        self._empty = False
+        if self._depth == 2 and name == f"{RLS_NS} service":
+            self._start, self._empty = self._parser.CurrentByteIndex, True
+            self.declared.append(self._pending)
+        self._pending = set()
+
+    def _end(self, index: int) -> int:
+        """Expat reports an empty-element tag's end after ``/>``, an end tag at its ``<``."""
+        if self._empty and self._document[index - 2:index] == b"/>":
+            return index
+        return self._document.index(b">", index) + 1
+
+    def _close(self, name: str) -> None:
+        if self._depth == 2 and name == f"{RLS_NS} service":
+            self.spans.append((self._start, self._end(self._parser.CurrentByteIndex)))
+        self._empty = False
+        self._depth -= 1
+
+
+def _with_inherited_namespaces(text: bytes, service: etree._Element, declared: set[str]) -> bytes:
+    """Add to the start tag the in-scope declarations the service relied on."""
+    extra = "".join(
+        f" xmlns:{prefix}={quoteattr(uri)}" if prefix else f" xmlns={quoteattr(uri)}"
+        for prefix, uri in sorted(service.nsmap.items(), key=lambda item: item[0] or "")
+        if (prefix or "") not in declared
+    )
+    name_end = re.search(rb"[\s/>]", text).start()  # type: ignore[union-attr]
+    return text[:name_end] + extra.encode("utf-8") + text[name_end:]
+
+
+def _services_of(document: bytes) -> list[bytes]:
+    try:
+        root = parse_document(document)
+        spans = _ServiceSpans(document)
+    except Exception:  # a stored document that no longer parses contributes nothing
+        return []
+    services = list(root.iterchildren(_SERVICE))
+    return [
+        _with_inherited_namespaces(document[start:end], service, declared)
+        for (start, end), service, declared in zip(spans.spans, services, spans.declared, strict=False)
+    ]
+
+
+def rls_services_global_index(docs: Iterable[tuple[str, bytes]]) -> bytes:
+    """RFC 4826 §4.4.8 (RS6): the union of the services of every user's ``index``.
+
+    ``docs`` are ``(doc_uri, doc)`` rows of rls-services documents; documents not
+    named ``index`` directly in a user's home directory are left out. Output is
+    ordered by ``doc_uri`` and then document order, so it is deterministic.
+    """
+    parts = [b'<?xml version="1.0" encoding="UTF-8"?>\n', f'<rls-services xmlns="{RLS_NS}">'.encode()]
+    for doc_uri, document in sorted(docs, key=lambda row: row[0]):
+        if _is_user_index(doc_uri):
+            parts.extend(b"\n" + service for service in _services_of(document))
+    parts.append(b"\n</rls-services>\n")
+    return b"".join(parts)

@@ -48,6 +48,12 @@ MAX_BUF_SIZE = 16 * 1024 * 1024 - 1
 READ_CHUNK = 64 * 1024
 
 
+def base_url(environ: dict[str, Any]) -> str:
+    """scheme://host[:port] of the request, as the client addressed it."""
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+
 class InternalError(XCAPError):
     code = 500
 
@@ -103,7 +109,7 @@ class XCAPMiddleware:
         selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)
         if method in operations.READ_METHODS:
-            return operations.get(self.storage, uri, selector, pre)
+            return operations.get(self.storage, uri, selector, pre, base_url(environ))
         if method == "PUT":
             body = self.read_body(environ)
             return operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body, self.buf_size)

@@ -89,6 +89,10 @@ class Storage(ABC):
         """Every stored (doc_uri, doc) of one Kamailio doc_type, in doc_uri order."""
 
     @abstractmethod
+    def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:
+        """(doc_uri, etag, size) of every document of one owner, in doc_uri order."""
+
+    @abstractmethod
     def ensure_schema(self) -> None:
         """Create the table, its indexes and the ``version`` row when missing (idempotent)."""
 

@@ -49,6 +49,7 @@ class DBAPIStorage(Storage):
                 ("get", sql.SELECT_DOC),
                 ("lock", self.select_for_update),
                 ("by_type", sql.SELECT_BY_TYPE),
+                ("owned", sql.SELECT_OWNED),
                 ("insert", sql.INSERT_DOC),
                 ("update", sql.UPDATE_DOC),
                 ("delete", sql.DELETE_DOC),
@@ -181,6 +182,15 @@ class DBAPIStorage(Storage):
     def _documents(self, cursor: Any, doc_type: int) -> list[tuple[str, bytes]]:
         cursor.execute(self._sql["by_type"], (doc_type,))
         return [(uri, bytes(doc)) for uri, doc in cursor.fetchall()]
+
+    def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:
+        self._ready()
+        rows: list[tuple[str, str, int]] = self._run(self._owned, username, domain)
+        return rows
+
+    def _owned(self, cursor: Any, username: str, domain: str) -> list[tuple[str, str, int]]:
+        cursor.execute(self._sql["owned"], (username, domain))
+        return [(uri, etag, int(size)) for uri, etag, size in cursor.fetchall()]
 
     def ensure_schema(self) -> None:
         self._run(self._ensure_schema)

@@ -9,6 +9,7 @@ from __future__ import annotations
 SELECT_DOC = "SELECT doc, etag FROM {t} WHERE doc_uri = {p}"
 SELECT_DOC_FOR_UPDATE = SELECT_DOC + " FOR UPDATE"
 SELECT_BY_TYPE = "SELECT doc_uri, doc FROM {t} WHERE doc_type = {p} ORDER BY doc_uri"
+SELECT_OWNED = "SELECT doc_uri, etag, LENGTH(doc) FROM {t} WHERE username = {p} AND domain = {p} ORDER BY doc_uri"
 INSERT_DOC = (
     "INSERT INTO {t} (username, domain, doc, doc_type, etag, source, doc_uri, port)"
     " VALUES ({p}, {p}, {p}, {p}, {p}, 0, {p}, 0)"

@@ -51,6 +51,12 @@ def test_encoded_slash_stays_inside_the_xui_segment() -> None:
     assert (u.xui, u.document) == ("sip:a/b@example.com", "index")
 
 
+def test_raw_utf8_in_the_path_is_decoded() -> None:
+    # WSGI hands raw (unencoded) UTF-8 octets over as latin-1 text
+    u = parse("/xcap-root/resource-lists/users/sip:j\xc3\xbcrgen@example.com/index")
+    assert (u.xui, u.username) == ("sip:jürgen@example.com", "jürgen")
+
+
 def test_document_in_sub_folders() -> None:
     u = parse("/xcap-root/org.openmobilealliance.pres-content/users/sip:a@b/oma_status-icon/rcs_status_icon")
     assert u.document == "oma_status-icon/rcs_status_icon"

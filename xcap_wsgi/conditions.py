@@ -50,7 +50,7 @@ def parse_etag_list(header: str) -> list[EntityTag] | str:
     return tags
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Preconditions:
     """The conditional headers of one request, parsed once."""
 

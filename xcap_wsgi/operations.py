@@ -46,7 +46,7 @@ ATT_MIME = "application/xcap-att+xml"
 QUERY_SAFE = "()=:/;@!$&'*+,-._~"
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     status: str
     headers: list[tuple[str, str]] = field(default_factory=list)

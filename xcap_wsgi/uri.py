@@ -48,7 +48,7 @@ class XCAPRoot:
         return path.startswith(self.prefix) and (len(path) == len(self.prefix) or path[len(self.prefix)] == "/")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class XCAPURI:
     """A parsed XCAP request URI.
 
@@ -98,11 +98,13 @@ def raw_request_path(environ: dict[str, object]) -> str:
 
 def _decode(text: str, what: str) -> str:
     """Percent-decode as UTF-8, refusing malformed escapes and invalid UTF-8 (400)."""
+    if "%" not in text and text.isascii():  # the common case, kept cheap for GET
+        return text
     if _BAD_PERCENT.search(text):
         raise BadRequest(f"malformed percent-encoding in the {what}")
     try:
-        return unquote_to_bytes(text).decode("utf-8")
-    except UnicodeDecodeError:
+        return unquote_to_bytes(text.encode("latin-1")).decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
         raise BadRequest(f"the {what} is not UTF-8 after percent-decoding") from None
 
 

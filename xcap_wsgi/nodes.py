@@ -243,6 +243,27 @@ def get_node(document: bytes, selector: NodeSelector) -> tuple[bytes, str]:
     return document[attribute.value_start : attribute.end], ATTRIBUTE_MIME
 
 
+def standalone_children(document: bytes, namespace: str | None, local: str) -> list[bytes]:
+    """The root's child elements of one expanded name, each as its original bytes with the
+    namespace declarations it inherits added to its start tag, so that it stands alone
+    (how the rls-services global index copies each user's services, RS6)."""
+    root = _parse(document)
+    return [_standalone(document, child, root.bindings) for child in root.children if child.name == (namespace, local)]
+
+
+def _standalone(document: bytes, element: _Element, inherited: Bindings) -> bytes:
+    own = {_declared_prefix(document, a) for a in _raw_attributes(document, element) if a.name is None}
+    extra = {prefix: uri for prefix, uri in inherited.items() if prefix not in own}
+    cut = _name_end(document, element)
+    return document[element.start : cut] + _declarations(extra).encode() + document[cut : element.end]
+
+
+def _declared_prefix(document: bytes, attribute: _RawAttribute) -> str | None:
+    """The prefix an ``xmlns`` / ``xmlns:p`` attribute declares (None: the default namespace)."""
+    raw = document[attribute.start : attribute.value_start].decode("utf-8").strip().rstrip("=").strip()
+    return raw.partition(":")[2] or None
+
+
 def _namespace_body(element: _Element) -> bytes:
     """One empty element named as in the document, declaring every in-scope binding (§10)."""
     qname = element.local if element.prefix is None else f"{element.prefix}:{element.local}"

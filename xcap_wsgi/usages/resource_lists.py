@@ -15,12 +15,11 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
-from xml.parsers import expat
-from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-from xcap_wsgi.errors import ConstraintFailure, UniquenessFailure
+from xcap_wsgi.errors import ConstraintFailure, UniquenessFailure, XCAPError
+from xcap_wsgi.nodes import standalone_children
 from xcap_wsgi.usages import ApplicationUsage, ValidationContext, register
 from xcap_wsgi.usages.validation import (
     BUILTIN_SCHEMAS,
@@ -213,80 +212,12 @@ def _is_user_index(doc_uri: str) -> bool:
     return len(segments) >= 4 and segments[-1] == "index" and segments[-3] == "users" and segments[-4] == "rls-services"
 
 
-class _ServiceSpans:
-    """Byte spans of the ``<service>`` children of the root, found with expat.
-
-    lxml cannot give byte offsets; expat can, so each service is copied byte for
-    byte (whitespace, comments, attribute quoting and all). ``declared`` holds the
-    prefixes each service's own start tag declares.
-    """
-
-    def __init__(self, document: bytes) -> None:
-        self.spans: list[tuple[int, int]] = []
-        self.declared: list[set[str]] = []
-        self._document = document
-        self._depth = 0
-        self._start = 0
-        self._empty = False
-        self._pending: set[str] = set()
-        parser = expat.ParserCreate(namespace_separator=" ")
-        parser.StartNamespaceDeclHandler = self._namespace
-        parser.StartElementHandler = self._open
-        parser.EndElementHandler = self._close
-        parser.CharacterDataHandler = parser.CommentHandler = self._content
-        parser.ProcessingInstructionHandler = self._content
-        self._parser = parser
-        parser.Parse(document, True)
-
-    def _namespace(self, prefix: str | None, uri: str) -> None:
-        self._pending.add(prefix or "")
-
-    def _content(self, *args: object) -> None:
-        self._empty = False
-
-    def _open(self, name: str, attributes: object) -> None:
-        self._depth += 1
-        self._empty = False
-        if self._depth == 2 and name == f"{RLS_NS} service":
-            self._start, self._empty = self._parser.CurrentByteIndex, True
-            self.declared.append(self._pending)
-        self._pending = set()
-
-    def _end(self, index: int) -> int:
-        """Expat reports an empty-element tag's end after ``/>``, an end tag at its ``<``."""
-        if self._empty and self._document[index - 2:index] == b"/>":
-            return index
-        return self._document.index(b">", index) + 1
-
-    def _close(self, name: str) -> None:
-        if self._depth == 2 and name == f"{RLS_NS} service":
-            self.spans.append((self._start, self._end(self._parser.CurrentByteIndex)))
-        self._empty = False
-        self._depth -= 1
-
-
-def _with_inherited_namespaces(text: bytes, service: etree._Element, declared: set[str]) -> bytes:
-    """Add to the start tag the in-scope declarations the service relied on."""
-    extra = "".join(
-        f" xmlns:{prefix}={quoteattr(uri)}" if prefix else f" xmlns={quoteattr(uri)}"
-        for prefix, uri in sorted(service.nsmap.items(), key=lambda item: item[0] or "")
-        if (prefix or "") not in declared
-    )
-    name_end = re.search(rb"[\s/>]", text).start()  # type: ignore[union-attr]
-    return text[:name_end] + extra.encode("utf-8") + text[name_end:]
-
-
 def _services_of(document: bytes) -> list[bytes]:
+    """Each ``<service>`` of a stored document, byte for byte, standing alone."""
     try:
-        root = parse_document(document)
-        spans = _ServiceSpans(document)
-    except Exception:  # a stored document that no longer parses contributes nothing
+        return standalone_children(document, RLS_NS, "service")
+    except XCAPError:  # a stored document that no longer parses contributes nothing
         return []
-    services = list(root.iterchildren(_SERVICE))
-    return [
-        _with_inherited_namespaces(document[start:end], service, declared)
-        for (start, end), service, declared in zip(spans.spans, services, spans.declared, strict=False)
-    ]
 
 
 def rls_services_global_index(docs: Iterable[tuple[str, bytes]]) -> bytes:

@@ -330,3 +330,21 @@ def test_sqlite_schema_has_the_same_columns_and_indexes(tmp_path: Path) -> None:
     assert indexes == ["account_doc_type_idx", "account_doc_type_uri_idx", "account_doc_uri_idx"]
     assert version == [(4,)]
     assert journal == ("wal",)
+
+
+@pytest.mark.mysql
+def test_mysql_case_insensitive_doc_uri_is_warned_about(mysql_table: str, caplog: pytest.LogCaptureFixture) -> None:
+    table = mysql_table + "_ci"
+    mysql_drop(table)
+    conn = mysql_connect()
+    with conn.cursor() as cur:  # as Kamailio's kamdbctl creates it on a server whose default collation is _ci
+        cur.execute(f"CREATE TABLE `{table}` (id INT AUTO_INCREMENT PRIMARY KEY, username VARCHAR(64) NOT NULL,"
+                    " domain VARCHAR(64) NOT NULL, doc MEDIUMBLOB NOT NULL, doc_type INT NOT NULL,"
+                    " etag VARCHAR(128) NOT NULL, source INT NOT NULL, doc_uri VARCHAR(255) NOT NULL,"
+                    " port INT NOT NULL, UNIQUE (doc_uri)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci")
+    conn.close()
+    try:
+        MySQLStorage(MYSQL_URL, table).ensure_schema()
+        assert any(f"{table}.doc_uri has collation utf8mb4_general_ci" in r.getMessage() for r in caplog.records)
+    finally:
+        mysql_drop(table)

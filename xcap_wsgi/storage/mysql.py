@@ -10,12 +10,15 @@ backend writes (kamailio-compat.md): ``doc_uri`` the decoded absolute path, owne
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import StorageUnavailable
 from xcap_wsgi.storage.dbapi import DBAPIStorage, Retry
+
+log = logging.getLogger("xcap_wsgi.storage")
 
 #: Server-side errors that mean "lost a race": duplicate key, deadlock.
 RACE_ERRORS = {1062, 1213}
@@ -103,4 +106,16 @@ class MySQLStorage(DBAPIStorage):
                     if exc.args[0] != DUPLICATE_INDEX:  # another process created it first
                         raise
         cursor.execute(sql.MYSQL_CREATE_VERSION)
+        self._check_collation(cursor)
         cursor.execute("START TRANSACTION")
+
+    def _check_collation(self, cursor: Any) -> None:
+        """Paths are case-sensitive; a ``_ci`` doc_uri column (Kamailio's tables take the
+        server default) would fold ``/index`` and ``/INDEX`` into one row."""
+        cursor.execute(sql.MYSQL_DOC_URI_COLLATION, (self.table,))
+        row = cursor.fetchone()
+        if row and row[0] and not str(row[0]).endswith("_bin"):
+            log.warning(
+                "%s.doc_uri has collation %s: document URIs that differ only in case share one row;"
+                " ALTER TABLE %s MODIFY doc_uri VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+                " makes them distinct", self.table, row[0], self.quoted_table)

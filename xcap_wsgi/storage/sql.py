@@ -46,6 +46,10 @@ MYSQL_CREATE_VERSION = (
     " table_version INT UNSIGNED DEFAULT 0 NOT NULL, CONSTRAINT t_idx UNIQUE (table_name))"
     " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 )
+MYSQL_DOC_URI_COLLATION = (
+    "SELECT collation_name FROM information_schema.columns"
+    " WHERE table_schema = DATABASE() AND table_name = %s AND column_name = 'doc_uri'"
+)
 MYSQL_TABLE_EXISTS = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s"
 
 SQLITE_CREATE_TABLE = (
@@ -58,3 +62,57 @@ SQLITE_CREATE_VERSION = (
     " table_version INTEGER DEFAULT 0 NOT NULL, CONSTRAINT t_idx UNIQUE (table_name))"
 )
 SQLITE_TABLE_EXISTS = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+
+# -- authentication (xcap_wsgi.auth): Kamailio's ``subscriber`` table and the nonce counts --
+#
+# ``subscriber`` is Kamailio's version 7 layout (username, domain, password, ha1, ha1b; unique
+# on username+domain) plus two optional SHA-256 HA1 columns that Kamailio ignores. Columns
+# are written by name, so an existing Kamailio table without them works too.
+
+SUBSCRIBER_TABLE_VERSION = 7
+SUBSCRIBER_SELECT = "SELECT * FROM {t} WHERE username = {p} AND domain = {p}"
+SUBSCRIBER_COLUMNS = "SELECT * FROM {t} WHERE 1 = 0"
+SUBSCRIBER_INSERT = "INSERT INTO {t} ({columns}) VALUES ({values})"
+SUBSCRIBER_UPDATE = "UPDATE {t} SET {assignments} WHERE username = {p} AND domain = {p}"
+SUBSCRIBER_DELETE = "DELETE FROM {t} WHERE username = {p} AND domain = {p}"
+
+_SUBSCRIBER_COLUMNS = """
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL,
+    password VARCHAR(64) DEFAULT '' NOT NULL,
+    ha1 VARCHAR(128) DEFAULT '' NOT NULL,
+    ha1b VARCHAR(128) DEFAULT '' NOT NULL,
+    ha1_sha256 VARCHAR(64) DEFAULT '' NOT NULL,
+    ha1b_sha256 VARCHAR(64) DEFAULT '' NOT NULL"""
+
+MYSQL_CREATE_SUBSCRIBER = (
+    "CREATE TABLE IF NOT EXISTS {t} (\n    id INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL,"
+    + _SUBSCRIBER_COLUMNS
+    + ",\n    CONSTRAINT account_idx UNIQUE (username, domain),\n    INDEX username_idx (username)\n)"
+    " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+)
+SQLITE_CREATE_SUBSCRIBER = (
+    "CREATE TABLE IF NOT EXISTS {t} (\n    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,"
+    + _SUBSCRIBER_COLUMNS
+    + ",\n    CONSTRAINT {n}account_idx UNIQUE (username, domain)\n)"
+)
+SQLITE_SUBSCRIBER_INDEX = "CREATE INDEX IF NOT EXISTS {n}username_idx ON {t} (username)"
+
+# One row per digest nonce in use: the highest nonce-count accepted (RFC 7616 §3.4).
+# The upserts change a row only when the new count is higher, so "rows affected" is the
+# answer, atomically, for every worker process sharing the database.
+MYSQL_CREATE_NONCE = (
+    "CREATE TABLE IF NOT EXISTS {t} (nonce VARCHAR(64) NOT NULL PRIMARY KEY, nc BIGINT NOT NULL,"
+    " expires BIGINT NOT NULL, INDEX expires_idx (expires)) ENGINE=InnoDB DEFAULT CHARSET=ascii"
+)
+SQLITE_CREATE_NONCE = "CREATE TABLE IF NOT EXISTS {t} (nonce VARCHAR(64) NOT NULL PRIMARY KEY, nc BIGINT NOT NULL, expires BIGINT NOT NULL)"
+SQLITE_NONCE_INDEX = "CREATE INDEX IF NOT EXISTS {n}expires_idx ON {t} (expires)"
+MYSQL_NONCE_ADVANCE = (
+    "INSERT INTO {t} (nonce, nc, expires) VALUES (%s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE nc = IF(nc < VALUES(nc), VALUES(nc), nc)"
+)
+SQLITE_NONCE_ADVANCE = (
+    "INSERT INTO {t} (nonce, nc, expires) VALUES (?, ?, ?)"
+    " ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc WHERE {t}.nc < excluded.nc"
+)
+NONCE_PURGE = "DELETE FROM {t} WHERE expires < {p}"

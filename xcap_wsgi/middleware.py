@@ -14,16 +14,22 @@ or mount it in Flask with ``app.wsgi_app = XCAPMiddleware(app.wsgi_app, ...)``. 
 ``app=None`` every request outside the root gets 404. The parameters keep the names of
 Kamailio's ``xcap_server`` module (``db_url``, ``xcap_table``, ``xcap_root``,
 ``buf_size``); a bad value raises ``ValueError`` here, not on the first request.
+``auth`` (``none``, ``digest``, ``basic``, ``upstream``) and its options are those of
+:func:`xcap_wsgi.auth.make_authenticator`; credentials default to the ``subscriber``
+table of the same database.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from xcap_wsgi import operations
+from xcap_wsgi.auth import authorize, make_authenticator
+from xcap_wsgi.auth.credentials import CredentialLookup
+from xcap_wsgi.auth.digest import DEFAULT_ALGORITHMS
 from xcap_wsgi.conditions import Preconditions
 from xcap_wsgi.errors import (
     BadRequest,
@@ -37,6 +43,7 @@ from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_xcap_path, raw_request_path
 
 log = logging.getLogger("xcap_wsgi")
+access_log = logging.getLogger("xcap_wsgi.access")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -70,6 +77,17 @@ class XCAPMiddleware:
         xcap_root: str = "/xcap-root/",
         buf_size: int = DEFAULT_BUF_SIZE,
         storage: Storage | None = None,
+        auth: str = "none",
+        auth_secret: str | None = None,
+        credentials_url: str | None = None,
+        credentials: CredentialLookup | None = None,
+        trusted_peers: Sequence[str] = (),
+        trusted_proxies: Sequence[str] = (),
+        admins: Sequence[str] = (),
+        allow_basic_over_http: bool = False,
+        upstream_header: str | None = None,
+        nonce_lifetime: int = 300,
+        digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -81,6 +99,14 @@ class XCAPMiddleware:
         self.root = XCAPRoot(xcap_root)
         self.buf_size = buf_size
         self.storage = storage if storage is not None else open_storage(db_url, xcap_table)
+        if auth in ("digest", "basic") and credentials_url is None and credentials is None:
+            credentials_url = self.storage.url  # Kamailio keeps subscriber beside xcap
+        self.authenticator = make_authenticator(
+            auth, secret=auth_secret, credentials_url=credentials_url, credentials=credentials,
+            trusted_peers=trusted_peers, trusted_proxies=trusted_proxies, admins=admins,
+            allow_basic_over_http=allow_basic_over_http, upstream_header=upstream_header,
+            nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -88,24 +114,38 @@ class XCAPMiddleware:
             if self.app is None:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
             return self.app(environ, start_response)
+        request_id = secrets.token_hex(6)
+        method = environ.get("REQUEST_METHOD", "")
         try:
             response = self.handle(environ)
         except XCAPError as exc:
+            self._log(request_id, method, path, exc.code)
             return exc(environ, start_response)
         except StorageUnavailable as exc:
-            log.error("%s %s: database unavailable: %s", environ.get("REQUEST_METHOD"), path, exc)
+            log.error("request %s: %s %s: database unavailable: %s", request_id, method, path, exc)
             return ServiceUnavailable()(environ, start_response)
         except Exception:
-            request_id = secrets.token_hex(6)
-            log.exception("request %s: %s %s failed", request_id, environ.get("REQUEST_METHOD"), path)
+            log.exception("request %s: %s %s failed", request_id, method, path)
             return InternalError(f"internal error (request id {request_id})")(environ, start_response)
+        self._log(request_id, method, path, response.status)
         start_response(response.status, response.headers)
-        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [response.body]
+        return [b""] if method == "HEAD" else [response.body]
+
+    @staticmethod
+    def _log(request_id: str, method: str, path: str, status: object) -> None:
+        """One line per XCAP request, with its id (cheap when the logger is off)."""
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("request %s: %s %s -> %s", request_id, method, path, str(status).split(" ", 1)[0])
 
     def handle(self, environ: dict[str, Any]) -> operations.Response:
-        """Route one XCAP request to its method (RFC 4825 §8 order: URI, then method)."""
+        """Route one XCAP request (RFC 4825 §8 order: URI, authentication and
+        authorization, node selector, then the method)."""
         method = environ["REQUEST_METHOD"]
         uri = parse_xcap_path(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        if method in ("PUT", "DELETE"):
+            operations.check_writable(uri)
+        identity = self.authenticator.authenticate(environ, uri) if self.authenticator else None
+        authorize(identity, uri, method)
         selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)
         if method in operations.READ_METHODS:

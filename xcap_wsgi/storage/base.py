@@ -70,6 +70,8 @@ class Storage(ABC):
 
     #: the db_url this storage was opened from, without password (for logs and banners)
     description: str = ""
+    #: the db_url itself (other tables of the same database, e.g. subscriber, use it)
+    url: str = ""
 
     @abstractmethod
     def get(self, doc_uri: str) -> Document | None:

@@ -99,7 +99,7 @@ class DBAPIStorage(Storage):
             with contextlib.suppress(Exception):  # already broken: nothing to release
                 conn.close()
 
-    def _run(self, work: Any, *args: Any) -> Any:
+    def run(self, work: Any, *args: Any) -> Any:
         """Run ``work(cursor, *args)`` on this thread's connection.
 
         Replays the whole unit on a lost race, and once on a reused connection that
@@ -135,7 +135,7 @@ class DBAPIStorage(Storage):
     # -- the contract --------------------------------------------------------------
     def get(self, doc_uri: str) -> Document | None:
         self._ready()
-        row = self._run(self._get, doc_uri)
+        row = self.run(self._get, doc_uri)
         return None if row is None else Document(bytes(row[0]), row[1])
 
     def _get(self, cursor: Any, doc_uri: str) -> Any:
@@ -144,7 +144,7 @@ class DBAPIStorage(Storage):
 
     def update(self, key: DocKey, change: Change) -> WriteResult:
         self._ready()
-        result: WriteResult = self._run(self._update, key, change)
+        result: WriteResult = self.run(self._update, key, change)
         return result
 
     def _update(self, cursor: Any, key: DocKey, change: Change) -> WriteResult:
@@ -176,7 +176,7 @@ class DBAPIStorage(Storage):
 
     def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
         self._ready()
-        rows = self._run(self._documents, doc_type)
+        rows = self.run(self._documents, doc_type)
         return iter(rows)
 
     def _documents(self, cursor: Any, doc_type: int) -> list[tuple[str, bytes]]:
@@ -185,7 +185,7 @@ class DBAPIStorage(Storage):
 
     def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:
         self._ready()
-        rows: list[tuple[str, str, int]] = self._run(self._owned, username, domain)
+        rows: list[tuple[str, str, int]] = self.run(self._owned, username, domain)
         return rows
 
     def _owned(self, cursor: Any, username: str, domain: str) -> list[tuple[str, str, int]]:
@@ -193,7 +193,7 @@ class DBAPIStorage(Storage):
         return [(uri, etag, int(size)) for uri, etag, size in cursor.fetchall()]
 
     def ensure_schema(self) -> None:
-        self._run(self._ensure_schema)
+        self.run(self._ensure_schema)
         self._schema_ready = True
 
     def _ensure_schema(self, cursor: Any) -> None:

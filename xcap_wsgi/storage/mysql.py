@@ -65,6 +65,7 @@ class MySQLStorage(DBAPIStorage):
         super().__init__(xcap_table)
         a = self.connect_args
         self.description = f"mysql://{a['user']}@{a['host']}:{a['port']}/{a['database']}"
+        self.url = url
 
     @property
     def quoted_table(self) -> str:

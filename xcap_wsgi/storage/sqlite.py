@@ -29,6 +29,7 @@ class SQLiteStorage(DBAPIStorage):
         self.busy_timeout = busy_timeout
         super().__init__(xcap_table)
         self.description = f"sqlite:///{path}"
+        self.url = f"sqlite:///{path}"
         # index names are per database in SQLite: keep Kamailio's names for the default table
         self._index_prefix = "" if self.table == "xcap" else self.table + "_"
 

@@ -60,7 +60,7 @@ def test_initdb_on_mysql_is_idempotent(tmp_path: Path) -> None:
 def test_bad_configuration_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith(message)
+    assert result.stderr.splitlines()[-1].startswith(message)
 
 
 def test_initdb_with_unreachable_mysql_exits_1(tmp_path: Path) -> None:
@@ -75,27 +75,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def start_server(tmp_path: Path, *args: str, workers: int = 2,
+                 env: dict[str, str] | None = None) -> tuple[int, subprocess.Popen[str]]:
     port = free_port()
-    proc = subprocess.Popen([*COMMAND, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                             "--buf-size", "4096"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([*COMMAND, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *args],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     banner = proc.stdout.readline()
+    while banner.startswith("20"):  # log lines (the authentication warning) come first
+        banner = proc.stdout.readline()
     assert banner == (f"xcap-wsgi 0.1.0: serving XCAP root http://127.0.0.1:{port}/xcap-root/ "
-                      "from sqlite:///xcap.db with 2 worker(s); Ctrl-C stops\n")
+                      f"from sqlite:///xcap.db with {workers} worker(s); Ctrl-C stops\n")
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.05)
-    yield port, proc
+    return port, proc
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+    assert proc.stdout is not None
     proc.stdout.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port, proc = start_server(tmp_path, "--buf-size", "4096")
+    yield port, proc
+    stop_server(proc)
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None,
@@ -141,3 +154,60 @@ def test_serve_answers_400_to_broken_chunk_framing(server: tuple[int, subprocess
         reply = b"".join(iter(lambda: s.recv(65536), b""))
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert reply.endswith(b"\r\n\r\nthe request body could not be read: InvalidChunkSize\n")
+
+
+def test_serve_refuses_a_public_address_without_authentication(tmp_path: Path) -> None:
+    result = run("serve", "--bind", "0.0.0.0:1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "xcap-wsgi: configuration error: refusing to serve 0.0.0.0:1 without authentication:"
+        " use --auth digest|basic|upstream, bind to 127.0.0.1, or pass --allow-unauthenticated")
+
+
+def test_user_add_passwd_del_manage_the_subscriber_table(tmp_path: Path) -> None:
+    assert run("user", "add", "sip:alice@example.com", "--password", "pw", cwd=tmp_path).stdout == (
+        "xcap-wsgi: added sip:alice@example.com\n")
+    again = run("user", "add", "sip:alice@example.com", "--password", "pw", cwd=tmp_path)
+    assert (again.returncode, again.stderr.splitlines()[-1]) == (2, "xcap-wsgi: user alice@example.com already exists")
+    assert run("user", "passwd", "sip:alice@example.com", "--password", "new", cwd=tmp_path).returncode == 0
+    conn = sqlite3.connect(tmp_path / "xcap.db")
+    row = conn.execute("SELECT username, domain, password, ha1 FROM subscriber").fetchone()
+    conn.close()
+    from hashlib import md5
+
+    assert row == ("alice", "example.com", "", md5(b"alice:example.com:new").hexdigest())  # HA1, no cleartext
+    assert run("user", "del", "sip:alice@example.com", cwd=tmp_path).stdout == "xcap-wsgi: deleted sip:alice@example.com\n"
+    gone = run("user", "del", "sip:alice@example.com", cwd=tmp_path)
+    assert (gone.returncode, gone.stderr.splitlines()[-1]) == (2, "xcap-wsgi: no user alice@example.com")
+
+
+def test_serve_digest_across_four_workers_with_urllib(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    for user in ("alice", "bob"):
+        assert run("user", "add", f"sip:{user}@example.com", "--password", f"{user}-pw", cwd=tmp_path).returncode == 0
+    port, proc = start_server(tmp_path, "--auth", "digest", workers=4,
+                              env={"XCAP_AUTH_SECRET": "a-secret-shared-by-all-workers"})
+    try:
+        def opener(user: str) -> urllib.request.OpenerDirector:
+            passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+            passwords.add_password(None, f"http://127.0.0.1:{port}/", user, f"{user}-pw")
+            return urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(passwords))
+
+        url = f"http://127.0.0.1:{port}{RL_URI}"
+        put = urllib.request.Request(url, data=RESOURCE_LISTS, method="PUT", headers={"Content-Type": RL_MIME})
+        with opener("alice").open(put) as created:
+            assert created.status == 201
+        alice = opener("alice")
+        for _ in range(8):  # any worker accepts the nonce another one issued
+            with alice.open(url) as got:
+                assert got.read() == RESOURCE_LISTS
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            opener("bob").open(url)
+        with denied.value as refused:
+            assert (refused.code, refused.read()) == (
+                403, b"sip:alice@example.com is not yours: users read and write only their own documents\n")
+        assert request(port, "GET", RL_URI)[0] == 401
+    finally:
+        stop_server(proc)

@@ -121,6 +121,19 @@ def test_bad_integer_in_environment_is_refused() -> None:
         settings_from_env({"XCAP_BUF_SIZE": "1M"})
 
 
+def test_environment_lists_and_booleans_are_converted() -> None:
+    assert settings_from_env({
+        "XCAP_AUTH": "digest", "XCAP_TRUSTED_PEERS": "10.0.0.0/8, 192.0.2.7", "XCAP_ALLOW_BASIC_OVER_HTTP": "yes",
+        "XCAP_NONCE_LIFETIME": "60", "XCAP_ADMINS": "", "XCAP_DIGEST_ALGORITHMS": "SHA-256,MD5",
+    }) == {"auth": "digest", "trusted_peers": ["10.0.0.0/8", "192.0.2.7"], "allow_basic_over_http": True,
+           "nonce_lifetime": 60, "digest_algorithms": ["SHA-256", "MD5"]}
+
+
+def test_bad_boolean_in_environment_is_refused() -> None:
+    with pytest.raises(ValueError, match="XCAP_ALLOW_BASIC_OVER_HTTP must be true or false"):
+        settings_from_env({"XCAP_ALLOW_BASIC_OVER_HTTP": "maybe"})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -122,10 +122,10 @@ class XCAPMiddleware:
             self._log(request_id, method, path, exc.code)
             return exc(environ, start_response)
         except StorageUnavailable as exc:
-            log.error("request %s: %s %s: database unavailable: %s", request_id, method, path, exc)
+            log.error("request %s: %s %r: database unavailable: %s", request_id, method, path, exc)
             return ServiceUnavailable()(environ, start_response)
         except Exception:
-            log.exception("request %s: %s %s failed", request_id, method, path)
+            log.exception("request %s: %s %r failed", request_id, method, path)
             return InternalError(f"internal error (request id {request_id})")(environ, start_response)
         self._log(request_id, method, path, response.status)
         start_response(response.status, response.headers)
@@ -135,7 +135,7 @@ class XCAPMiddleware:
     def _log(request_id: str, method: str, path: str, status: object) -> None:
         """One line per XCAP request, with its id (cheap when the logger is off)."""
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info("request %s: %s %s -> %s", request_id, method, path, str(status).split(" ", 1)[0])
+            access_log.info("request %s: %s %r -> %s", request_id, method, path, str(status).split(" ", 1)[0])
 
     def handle(self, environ: dict[str, Any]) -> operations.Response:
         """Route one XCAP request (RFC 4825 §8 order: URI, authentication and

@@ -1,11 +1,12 @@
 """Benchmark: document GET through xcap-wsgi vs the bare one-SELECT baseline app.
 
-    python bench/document_get.py [--backend sqlite|mysql|both] [--seconds 10] [--workers 2]
+    python bench/document_get.py [--backend sqlite|mysql|both] [--seconds 5] [--rounds 3] [--workers 2]
 
-Starts gunicorn twice on the same database and document (a 2 KB resource-lists),
-drives each with wrk (loopback only, bounded in time) and prints requests/second and the
-ratio xcap-wsgi / baseline, measured in the same run. Optionally compares with a running
-Kamailio xcap_server (--kamailio URL).
+Starts gunicorn twice on the same database and document (a 2 KB resource-lists), then
+drives them with wrk (loopback only, bounded in time) in alternating rounds, so that
+drift in the machine's load hits both alike, and prints the median requests/second of
+each and the ratio xcap-wsgi / baseline, all measured in the same run. Optionally
+compares with a running Kamailio xcap_server (--kamailio URL).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,7 +78,14 @@ def prepare(db_url: str, table: str) -> None:
     assert resp.status_code in (200, 201), resp.data
 
 
-def run(backend: str, seconds: int, workers: int, kamailio: str | None) -> None:
+APPS = (("baseline", "bench.baseline_app:app"), ("xcap-wsgi", "xcap_wsgi:create_app()"))
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def run(backend: str, seconds: int, rounds: int, workers: int, kamailio: str | None) -> None:
     tmp = tempfile.mkdtemp(prefix="xcap-bench-")
     try:
         db_url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else MYSQL_URL
@@ -84,21 +93,27 @@ def run(backend: str, seconds: int, workers: int, kamailio: str | None) -> None:
         sys.path.insert(0, str(HERE.parent))
         prepare(db_url, table)
         env = {"XCAP_DB_URL": db_url, "XCAP_TABLE": table}
-        results = {}
-        for name, app in (("baseline", "bench.baseline_app:app"), ("xcap-wsgi", "xcap_wsgi:create_app()")):
-            proc, port = start(app, env, workers, tmp)
-            try:
-                wrk(f"http://127.0.0.1:{port}{DOC_URI}", 2)  # warm-up
-                results[name] = wrk(f"http://127.0.0.1:{port}{DOC_URI}", seconds)
-            finally:
+        servers = {name: start(app, env, workers, tmp) for name, app in APPS}
+        try:
+            urls = {name: f"http://127.0.0.1:{port}{DOC_URI}" for name, (_, port) in servers.items()}
+            for url in urls.values():
+                wrk(url, 2)  # warm-up
+            runs: dict[str, list[float]] = {name: [] for name in urls}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    runs[name].append(wrk(url, seconds))
+        finally:
+            for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait()
-        print(f"[{backend}] baseline (one SELECT): {results['baseline']:.0f} req/s")
-        print(f"[{backend}] xcap-wsgi document GET: {results['xcap-wsgi']:.0f} req/s")
-        print(f"[{backend}] ratio xcap-wsgi / baseline: {results['xcap-wsgi'] / results['baseline']:.3f} (goal >= 0.90)")
+        base, ours = statistics.median(runs["baseline"]), statistics.median(runs["xcap-wsgi"])
+        print(f"[{backend}] baseline (one SELECT): {base:.0f} req/s (runs: {_fmt(runs['baseline'])})")
+        print(f"[{backend}] xcap-wsgi document GET: {ours:.0f} req/s (runs: {_fmt(runs['xcap-wsgi'])})")
+        print(f"[{backend}] ratio xcap-wsgi / baseline: {ours / base:.3f} (goal >= 0.90)")
         if kamailio:
             k = wrk(kamailio, seconds)
-            print(f"[{backend}] kamailio xcap_server: {k:.0f} req/s; baseline / kamailio: {results['baseline'] / k:.3f}")
+            print(f"[{backend}] kamailio xcap_server: {k:.0f} req/s; baseline / kamailio: {base / k:.3f},"
+                  f" xcap-wsgi / kamailio: {ours / k:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -106,14 +121,15 @@ def run(backend: str, seconds: int, workers: int, kamailio: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "mysql", "both"], default="both")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kamailio", help="URL of a stored document on a running Kamailio xcap_server")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     for backend in (["sqlite", "mysql"] if args.backend == "both" else [args.backend]):
-        run(backend, args.seconds, args.workers, args.kamailio)
+        run(backend, args.seconds, args.rounds, args.workers, args.kamailio)
 
 
 if __name__ == "__main__":

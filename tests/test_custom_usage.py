@@ -12,7 +12,7 @@ from werkzeug.test import Client
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.errors import ConstraintFailure
 from xcap_wsgi.storage import Storage
-from xcap_wsgi.usages import _REGISTRY, ApplicationUsage, register
+from xcap_wsgi.usages import ApplicationUsage, register, unregister
 
 MIME = "application/vnd.example.notes+xml"
 URI = "/xcap-root/com.example.notes/users/sip:alice@example.com/index"
@@ -37,7 +37,7 @@ def notes(tmp_path: Path, storage: Storage) -> Iterator[Client]:
         root="{urn:example:notes}notes", schemas=(str(tmp_path / "notes.xsd"),), constraints=(at_most_two_notes,),
     ))
     yield Client(XCAPMiddleware(None, storage=storage))
-    del _REGISTRY["com.example.notes"]
+    unregister("com.example.notes")
 
 
 def notes_doc(*texts: str) -> bytes:
@@ -60,3 +60,13 @@ def test_registered_usage_schema_and_constraint_are_enforced(notes: Client) -> N
     assert (many.status, many.data) == ("409 Conflict", (
         b'<?xml version="1.0" encoding="UTF-8"?>\n<xcap-error xmlns="urn:ietf:params:xml:ns:xcap-error">'
         b'<constraint-failure phrase="at most 2 notes per document"/></xcap-error>\n'))
+
+
+def test_re_registered_usage_takes_effect_on_a_running_server(notes: Client) -> None:
+    notes.put(URI, data=notes_doc("hi"), content_type=MIME)
+    assert notes.get(URI).headers["Content-Type"] == MIME  # the parsed URI is now cached
+    register(ApplicationUsage(auid="com.example.notes", mime_type="application/xml", namespace="urn:example:notes",
+                              doc_type=1024))
+    assert notes.get(URI).headers["Content-Type"] == "application/xml"
+    unregister("com.example.notes")
+    assert notes.get(URI).status == "404 Not Found"

@@ -50,7 +50,7 @@ def parse_etag_list(header: str) -> list[EntityTag] | str:
     return tags
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Preconditions:
     """The conditional headers of one request, parsed once."""
 
@@ -61,6 +61,8 @@ class Preconditions:
     def from_environ(cls, environ: dict[str, object]) -> Preconditions:
         im = environ.get("HTTP_IF_MATCH")
         inm = environ.get("HTTP_IF_NONE_MATCH")
+        if im is None and inm is None:
+            return NONE
         return cls(
             parse_etag_list(im) if isinstance(im, str) else None,
             parse_etag_list(inm) if isinstance(inm, str) else None,
@@ -89,6 +91,10 @@ class Preconditions:
                 "If-None-Match failed: the document exists" if self.if_none_match == ANY
                 else "If-None-Match failed: the document's ETag matches"
             )
+
+
+#: A request without conditional headers (the common case, shared).
+NONE = Preconditions()
 
 
 def _matches(tags: list[EntityTag] | str, etag: str | None, *, strong: bool) -> bool:

@@ -40,7 +40,7 @@ from xcap_wsgi.errors import (
     XCAPError,
 )
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
-from xcap_wsgi.uri import XCAPRoot, parse_xcap_path, raw_request_path
+from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
 
 log = logging.getLogger("xcap_wsgi")
 access_log = logging.getLogger("xcap_wsgi.access")
@@ -53,6 +53,11 @@ DEFAULT_BUF_SIZE = 1024 * 1024
 #: The ``doc`` column is a MEDIUMBLOB: 16 MiB - 1.
 MAX_BUF_SIZE = 16 * 1024 * 1024 - 1
 READ_CHUNK = 64 * 1024
+
+
+def request_id() -> str:
+    """A short random id naming one request in the log lines written about it."""
+    return secrets.token_hex(6)
 
 
 def base_url(environ: dict[str, Any]) -> str:
@@ -114,34 +119,34 @@ class XCAPMiddleware:
             if self.app is None:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
             return self.app(environ, start_response)
-        request_id = secrets.token_hex(6)
         method = environ.get("REQUEST_METHOD", "")
         try:
             response = self.handle(environ)
         except XCAPError as exc:
-            self._log(request_id, method, path, exc.code)
+            self._log(method, path, exc.code)
             return exc(environ, start_response)
         except StorageUnavailable as exc:
-            log.error("request %s: %s %r: database unavailable: %s", request_id, method, path, exc)
+            log.error("request %s: %s %r: database unavailable: %s", request_id(), method, path, exc)
             return ServiceUnavailable()(environ, start_response)
         except Exception:
-            log.exception("request %s: %s %r failed", request_id, method, path)
-            return InternalError(f"internal error (request id {request_id})")(environ, start_response)
-        self._log(request_id, method, path, response.status)
+            rid = request_id()
+            log.exception("request %s: %s %r failed", rid, method, path)
+            return InternalError(f"internal error (request id {rid})")(environ, start_response)
+        self._log(method, path, response.status)
         start_response(response.status, response.headers)
         return [b""] if method == "HEAD" else [response.body]
 
     @staticmethod
-    def _log(request_id: str, method: str, path: str, status: object) -> None:
-        """One line per XCAP request, with its id (cheap when the logger is off)."""
+    def _log(method: str, path: str, status: object) -> None:
+        """One line per XCAP request, with its id (nothing is spent when the logger is off)."""
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info("request %s: %s %r -> %s", request_id, method, path, str(status).split(" ", 1)[0])
+            access_log.info("request %s: %s %r -> %s", request_id(), method, path, str(status).split(" ", 1)[0])
 
     def handle(self, environ: dict[str, Any]) -> operations.Response:
         """Route one XCAP request (RFC 4825 §8 order: URI, authentication and
         authorization, node selector, then the method)."""
         method = environ["REQUEST_METHOD"]
-        uri = parse_xcap_path(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        uri = parse_cached(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
         if method in ("PUT", "DELETE"):
             operations.check_writable(uri)
         identity = self.authenticator.authenticate(environ, uri) if self.authenticator else None

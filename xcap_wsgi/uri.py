@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from xcap_wsgi.errors import BadRequest, NotFound, URITooLong
-from xcap_wsgi.usages import ApplicationUsage, get_usage
+from xcap_wsgi.usages import ApplicationUsage, generation, get_usage
 
 #: Column sizes of Kamailio's ``xcap`` table (kamailio-compat.md).
 MAX_DOC_URI = 255
@@ -48,7 +49,7 @@ class XCAPRoot:
         return path.startswith(self.prefix) and (len(path) == len(self.prefix) or path[len(self.prefix)] == "/")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class XCAPURI:
     """A parsed XCAP request URI.
 
@@ -125,6 +126,17 @@ def split_xui(xui: str) -> tuple[str, str]:
         user, host = ("", rest) if scheme in ("sip:", "sips:") else (rest, "")
     host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":", 1)[0]  # drop the port
     return user, host
+
+
+def parse_cached(raw_path: str, raw_query: str, root: XCAPRoot) -> XCAPURI:
+    """:func:`parse_xcap_path`, remembered: clients request the same few URIs again and
+    again, and a parsed URI is immutable. Refused URIs are not remembered."""
+    return _parse_cached(raw_path, raw_query, root, generation())
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(raw_path: str, raw_query: str, root: XCAPRoot, registry_generation: int) -> XCAPURI:
+    return parse_xcap_path(raw_path, raw_query, root)
 
 
 def parse_xcap_path(raw_path: str, raw_query: str, root: XCAPRoot) -> XCAPURI:

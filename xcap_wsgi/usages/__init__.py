@@ -102,12 +102,25 @@ class ApplicationUsage:
 
 
 _REGISTRY: dict[str, ApplicationUsage] = {}
+_generation = [0]
 
 
 def register(usage: ApplicationUsage) -> ApplicationUsage:
     """Add (or replace) the usage for ``usage.auid``; returns it."""
     _REGISTRY[usage.auid] = usage
+    _generation[0] += 1
     return usage
+
+
+def unregister(auid: str) -> None:
+    """Remove the usage for ``auid`` (its documents then answer 404, U13)."""
+    _REGISTRY.pop(auid, None)
+    _generation[0] += 1
+
+
+def generation() -> int:
+    """Changes whenever the registry does (caches of parsed URIs key on it)."""
+    return _generation[0]
 
 
 def get_usage(auid: str) -> ApplicationUsage | None:
@@ -134,6 +147,7 @@ __all__ = [
     "all_usages",
     "get_usage",
     "register",
+    "unregister",
     "rls_services_global_index",
     "xcap_caps_document",
     "xcap_directory_document",

@@ -147,8 +147,8 @@ __all__ = [
     "all_usages",
     "get_usage",
     "register",
-    "unregister",
     "rls_services_global_index",
+    "unregister",
     "xcap_caps_document",
     "xcap_directory_document",
 ]

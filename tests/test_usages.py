@@ -7,6 +7,7 @@ shared fixtures folder when it exists.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -38,7 +39,14 @@ from xcap_wsgi.usages.oma import ICON_MAX_BYTES
 from xcap_wsgi.usages.validation import BUILTIN_SCHEMAS, compiled_schema, parse_document
 
 DOCUMENTS = Path(__file__).parent / "documents"
-FIXTURES = Path("/work/shared/fixtures/clients")
+def _fixtures() -> Path:
+    """The shared client fixtures: $XCAP_CLIENT_FIXTURES, else ../shared beside the checkout."""
+    candidates = [os.environ.get("XCAP_CLIENT_FIXTURES", ""),
+                  Path(__file__).resolve().parents[2] / "shared/fixtures/clients", "/work/shared/fixtures/clients"]
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), Path(candidates[1]))
+
+
+FIXTURES = _fixtures()
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not present at {FIXTURES}")
 
 ME = "sip:me@example.org"

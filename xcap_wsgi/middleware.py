@@ -16,11 +16,14 @@ Kamailio's ``xcap_server`` module (``db_url``, ``xcap_table``, ``xcap_root``,
 ``buf_size``); a bad value raises ``ValueError`` here, not on the first request.
 ``auth`` (``none``, ``digest``, ``basic``, ``upstream``) and its options are those of
 :func:`xcap_wsgi.auth.make_authenticator`; credentials default to the ``subscriber``
-table of the same database.
+table of the same database. ``notify`` lists where every committed change is announced
+(:mod:`xcap_wsgi.notify`): Kamailio or OpenSIPS JSON-RPC URLs, a SIP proxy for xcap-diff
+PUBLISH, or callables; or a :class:`~xcap_wsgi.notify.NotifySettings`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +42,7 @@ from xcap_wsgi.errors import (
     ServiceUnavailable,
     XCAPError,
 )
+from xcap_wsgi.notify import Notifier, NotifySettings, Target
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
 
@@ -70,6 +74,20 @@ class InternalError(XCAPError):
     code = 500
 
 
+def make_notifier(storage: Storage, notify: Sequence[Target] | NotifySettings,
+                  max_attempts: int | None) -> Notifier | None:
+    """The notifier for ``notify`` (None without targets: nothing extra is written)."""
+    if isinstance(notify, NotifySettings):
+        if max_attempts is not None:
+            raise ValueError("pass notify_max_attempts inside NotifySettings, not beside it")
+        settings = notify
+    else:
+        settings = NotifySettings(targets=tuple(notify))
+        if max_attempts is not None:
+            settings = dataclasses.replace(settings, max_attempts=max_attempts)
+    return Notifier(storage, settings) if settings.targets else None
+
+
 class XCAPMiddleware:
     """Serve XCAP (RFC 4825) under ``xcap_root`` from ``storage`` or ``db_url``."""
 
@@ -93,6 +111,8 @@ class XCAPMiddleware:
         upstream_header: str | None = None,
         nonce_lifetime: int = 300,
         digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        notify: Sequence[Target] | NotifySettings = (),
+        notify_max_attempts: int | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -112,6 +132,7 @@ class XCAPMiddleware:
             allow_basic_over_http=allow_basic_over_http, upstream_header=upstream_header,
             nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms,
         )
+        self.notifier = make_notifier(self.storage, notify, notify_max_attempts)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -120,6 +141,8 @@ class XCAPMiddleware:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "")
+        if self.notifier is not None:
+            self.notifier.ensure_running()
         try:
             response = self.handle(environ)
         except XCAPError as exc:
@@ -155,12 +178,18 @@ class XCAPMiddleware:
         pre = Preconditions.from_environ(environ)
         if method in operations.READ_METHODS:
             return operations.get(self.storage, uri, selector, pre, base_url(environ))
+        root_url = None if self.notifier is None else base_url(environ) + self.root.path
         if method == "PUT":
             body = self.read_body(environ)
-            return operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body, self.buf_size)
-        if method == "DELETE":
-            return operations.delete(self.storage, uri, selector, pre)
-        raise MethodNotAllowed(operations.DOCUMENT_METHODS)
+            response = operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body,
+                                      self.buf_size, root_url)
+        elif method == "DELETE":
+            response = operations.delete(self.storage, uri, selector, pre, root_url)
+        else:
+            raise MethodNotAllowed(operations.DOCUMENT_METHODS)
+        if self.notifier is not None:
+            self.notifier.wake()
+        return response
 
     def read_body(self, environ: dict[str, Any]) -> bytes:
         """The request body, never more than ``buf_size`` bytes (413 beyond, never truncated).

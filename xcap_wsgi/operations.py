@@ -9,6 +9,7 @@ the preconditions against the row it has locked.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from xcap_wsgi.errors import (
 )
 from xcap_wsgi.generated import generated, is_rls_global_index
 from xcap_wsgi.nodes import delete_node, get_node, put_node
+from xcap_wsgi.notify.events import Action, ChangeEvent
 from xcap_wsgi.selector import (
     AttributeSelector,
     NamespaceSelector,
@@ -31,6 +33,7 @@ from xcap_wsgi.selector import (
     parse_xmlns_query,
 )
 from xcap_wsgi.storage import DocKey, Document, Storage
+from xcap_wsgi.storage.base import Describe
 from xcap_wsgi.uri import XCAPURI
 from xcap_wsgi.usages import ValidationContext
 from xcap_wsgi.xmlcheck import parse_document
@@ -126,10 +129,35 @@ def body_content_type(selector: NodeSelector | None, document_type: str) -> str:
     return ATT_MIME if isinstance(selector.terminal, AttributeSelector) else EL_MIME
 
 
+def change_event(uri: XCAPURI, selector: NodeSelector | None, root_url: str,
+                 node_action: list[Action]) -> Describe:
+    """What the storage records in the outbox for this write (issue 8), once it knows the
+    previous row and the new ETag. ``node_action`` is filled in by the node splice."""
+
+    def describe(previous: Document | None, new_etag: str | None) -> str:
+        if selector is None:
+            action: Action = "deleted" if new_etag is None else ("replaced" if previous else "created")
+        else:
+            action = node_action[-1]
+        return ChangeEvent(
+            auid=uri.auid, tree=uri.tree, xui=uri.xui, username=uri.username, domain=uri.domain,
+            doc_uri=uri.doc_uri, doc_type=uri.usage.doc_type, document_selector=uri.doc_uri[len(uri.xcap_root):],
+            action=action, previous_etag=previous.etag if previous else None, new_etag=new_etag,
+            xcap_root_url=root_url, node_selector=selector.text if selector else None,
+            node_kind=None if selector is None else ("attribute" if isinstance(selector.terminal, AttributeSelector)
+                                                     else "element"),
+            namespaces=parse_xmlns_query(uri.query) if selector and uri.query else {},
+            committed_at=time.time(),
+        ).to_json()
+
+    return describe
+
+
 def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
-        content_type: str | None, body: bytes, limit: int) -> Response:
+        content_type: str | None, body: bytes, limit: int, root_url: str | None = None) -> Response:
     """PD1-PD9, PE1-PE18, PA1-PA7: create (201) or replace (200) a document, element or
-    attribute; the node is spliced into the row locked by the storage transaction."""
+    attribute; the node is spliced into the row locked by the storage transaction.
+    With ``root_url`` (the absolute XCAP root) the write records a change event."""
     check_node_writable(selector)
     expected = body_content_type(selector, uri.usage.mime_type)
     context = validation_context(storage, uri)
@@ -149,13 +177,14 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
         if len(new) > limit:
             raise PayloadTooLarge(f"the document would grow past the limit (buf_size) of {limit} bytes")
         uri.usage.validate(new, context)
-        node_created.append(created)
+        node_action.append("created" if created else "replaced")
         return new
 
-    node_created: list[bool] = []
-    result = storage.update(document_key(uri), change)
+    node_action: list[Action] = []
+    describe = None if root_url is None else change_event(uri, selector, root_url, node_action)
+    result = storage.update(document_key(uri), change, describe)
     assert result.etag is not None
-    created = node_created[-1] if node_created else result.created
+    created = node_action[-1] == "created" if node_action else result.created
     return Response("201 Created" if created else "200 OK", [("ETag", quoted(result.etag)), ("Content-Length", "0")])
 
 
@@ -169,9 +198,11 @@ def put_node_in(uri: XCAPURI, document: bytes, selector: NodeSelector, body: byt
         raise NoParent(exc.phrase, exc.ancestor + "?" + quote(uri.query, safe=QUERY_SAFE)) from None
 
 
-def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions) -> Response:
+def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
+           root_url: str | None = None) -> Response:
     """D1-D9: remove the document, element or attribute (200); 404 when absent. After a
-    node DELETE the document still exists and the 200 carries its new ETag (D8)."""
+    node DELETE the document still exists and the 200 carries its new ETag (D8).
+    With ``root_url`` the write records a change event."""
     check_node_writable(selector)
 
     def change(current: Document | None) -> bytes | None:
@@ -184,7 +215,8 @@ def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: P
         uri.usage.validate(new, validation_context(storage, uri))  # V6, D6
         return new
 
-    result = storage.update(document_key(uri), change)
+    describe = None if root_url is None else change_event(uri, selector, root_url, ["deleted"])
+    result = storage.update(document_key(uri), change, describe)
     headers = [("Content-Length", "0")]
     if result.etag is not None:
         headers.insert(0, ("ETag", quoted(result.etag)))

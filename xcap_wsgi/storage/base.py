@@ -52,6 +52,9 @@ class WriteResult:
 
 #: ``change(current) -> new bytes`` (write) or ``None`` (delete); raising aborts with no write.
 Change = Callable[[Document | None], bytes | None]
+#: ``describe(previous, new_etag) -> change event`` (JSON text), called inside the writing
+#: transaction once the new row is written; stored in the outbox when one is enabled.
+Describe = Callable[[Document | None, str | None], str]
 
 
 def new_etag() -> str:
@@ -78,12 +81,13 @@ class Storage(ABC):
         """The stored document, or None; one indexed read."""
 
     @abstractmethod
-    def update(self, key: DocKey, change: Change) -> WriteResult:
+    def update(self, key: DocKey, change: Change, describe: Describe | None = None) -> WriteResult:
         """Atomically read the row for ``key.doc_uri``, apply ``change``, write the result.
 
         ``change`` returning bytes inserts or replaces the row with a new ETag;
         returning None deletes it. An exception from ``change`` leaves the row untouched
-        and propagates.
+        and propagates. With an outbox enabled, ``describe``'s change event is stored in
+        the same transaction, so it exists exactly when the write committed.
         """
 
     @abstractmethod

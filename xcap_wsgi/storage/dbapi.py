@@ -7,13 +7,14 @@ import logging
 import os
 import threading
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import (
     XCAP_TABLE_VERSION,
     Change,
+    Describe,
     DocKey,
     Document,
     Storage,
@@ -22,6 +23,7 @@ from xcap_wsgi.storage.base import (
     new_etag,
     validate_table_name,
 )
+from xcap_wsgi.storage.outbox import Outbox
 
 log = logging.getLogger("xcap_wsgi.storage")
 
@@ -43,6 +45,8 @@ class DBAPIStorage(Storage):
         self.table = validate_table_name(xcap_table)
         self._local = threading.local()
         self._schema_ready = False
+        #: the notifier's outbox, when delivery targets are configured (:meth:`enable_outbox`)
+        self.outbox: Outbox | None = None
         self._sql = {
             name: template.format(t=self.quoted_table, p=self.placeholder)
             for name, template in (
@@ -133,8 +137,15 @@ class DBAPIStorage(Storage):
             conn.rollback()
 
     # -- the contract --------------------------------------------------------------
+    def enable_outbox(self, sinks: Sequence[str]) -> Outbox:
+        """Write a change event for each of ``sinks`` with every committed write (issue 8);
+        the outbox tables are created with the schema. An empty list creates the tables only."""
+        self.outbox = Outbox(self, sinks)
+        self._schema_ready = False
+        return self.outbox
+
     def get(self, doc_uri: str) -> Document | None:
-        self._ready()
+        self.ensure_ready()
         row = self.run(self._get, doc_uri)
         return None if row is None else Document(bytes(row[0]), row[1])
 
@@ -142,12 +153,12 @@ class DBAPIStorage(Storage):
         cursor.execute(self._sql["get"], (doc_uri,))
         return cursor.fetchone()
 
-    def update(self, key: DocKey, change: Change) -> WriteResult:
-        self._ready()
-        result: WriteResult = self.run(self._update, key, change)
+    def update(self, key: DocKey, change: Change, describe: Describe | None = None) -> WriteResult:
+        self.ensure_ready()
+        result: WriteResult = self.run(self._update, key, change, describe)
         return result
 
-    def _update(self, cursor: Any, key: DocKey, change: Change) -> WriteResult:
+    def _update(self, cursor: Any, key: DocKey, change: Change, describe: Describe | None) -> WriteResult:
         self._begin(cursor)
         cursor.execute(self._sql["lock"], (key.doc_uri,))
         row = cursor.fetchone()
@@ -163,6 +174,8 @@ class DBAPIStorage(Storage):
                 cursor.execute(self._sql["insert"], (key.username, key.domain, new, key.doc_type, etag, key.doc_uri))
             else:
                 cursor.execute(self._sql["update"], (new, etag, key.username, key.domain, key.doc_type, key.doc_uri))
+        if describe is not None and self.outbox is not None and self.outbox.sinks and (current or new) is not None:
+            self.outbox.record(cursor, key.doc_uri, describe(current, etag))
         self._commit(cursor.connection)
         return WriteResult(created=current is None and new is not None, etag=etag)
 
@@ -175,7 +188,7 @@ class DBAPIStorage(Storage):
             raise
 
     def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
-        self._ready()
+        self.ensure_ready()
         rows = self.run(self._documents, doc_type)
         return iter(rows)
 
@@ -184,7 +197,7 @@ class DBAPIStorage(Storage):
         return [(uri, bytes(doc)) for uri, doc in cursor.fetchall()]
 
     def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:
-        self._ready()
+        self.ensure_ready()
         rows: list[tuple[str, str, int]] = self.run(self._owned, username, domain)
         return rows
 
@@ -197,6 +210,8 @@ class DBAPIStorage(Storage):
         self._schema_ready = True
 
     def _ensure_schema(self, cursor: Any) -> None:
+        if self.outbox is not None:
+            self.outbox.create(cursor)
         self._create_schema(cursor)
         cursor.execute(self._sql["version"], (self.table,))
         row = cursor.fetchone()
@@ -207,7 +222,7 @@ class DBAPIStorage(Storage):
                         self.table, row[0], XCAP_TABLE_VERSION)
         cursor.connection.commit()
 
-    def _ready(self) -> None:
+    def ensure_ready(self) -> None:
         """Create the schema on first use in this process, so a fresh database just works."""
         if not self._schema_ready:
             self.ensure_schema()

@@ -118,3 +118,55 @@ SQLITE_NONCE_ADVANCE = (
     " ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc WHERE {t}.nc < excluded.nc"
 )
 NONCE_PURGE = "DELETE FROM {t} WHERE expires < {p}"
+
+# -- the notifier's outbox (xcap_wsgi.notify): one row per change event and target ----------
+#
+# ``{o}`` is the outbox table, ``{l}`` its lease table (which process delivers to a target).
+# Rows are written in the transaction that changes the document; the delivering process
+# deletes a row once its target has it, or marks it failed (status 1) after the last attempt.
+
+OUTBOX_PENDING, OUTBOX_FAILED = 0, 1
+OUTBOX_INSERT = (
+    "INSERT INTO {o} (sink, doc_uri, event, status, attempts, next_attempt, created, error)"
+    " VALUES ({p}, {p}, {p}, 0, 0, {p}, {p}, '')"
+)
+OUTBOX_SELECT_PENDING = (
+    "SELECT id, doc_uri, event, attempts, next_attempt FROM {o} WHERE sink = {p} AND status = 0 ORDER BY id LIMIT {limit}"
+)
+OUTBOX_DELETE = "DELETE FROM {o} WHERE id IN ({ids})"
+OUTBOX_RETRY = "UPDATE {o} SET attempts = {p}, next_attempt = {p}, error = {p} WHERE id IN ({ids})"
+OUTBOX_FAIL = "UPDATE {o} SET status = 1, attempts = {p}, error = {p} WHERE id IN ({ids})"
+OUTBOX_BACKLOG = "SELECT sink, status, COUNT(*), MIN(created) FROM {o} GROUP BY sink, status"
+OUTBOX_PRUNE_FAILED = "DELETE FROM {o} WHERE status = 1 AND created < {p}"
+LEASE_TAKE = "UPDATE {l} SET owner = {p}, expires = {p} WHERE name = {p} AND (owner = {p} OR expires < {p})"
+LEASE_STEAL = "UPDATE {l} SET owner = {p}, expires = {p} WHERE name = {p} AND owner = {p}"
+LEASE_READ = "SELECT owner, expires FROM {l} WHERE name = {p}"
+LEASE_RELEASE = "UPDATE {l} SET expires = 0 WHERE name = {p} AND owner = {p}"
+
+_OUTBOX_COLUMNS = """
+    sink VARCHAR(255) NOT NULL,
+    doc_uri VARCHAR(255) NOT NULL,
+    event MEDIUMTEXT NOT NULL,
+    status SMALLINT NOT NULL,
+    attempts INT NOT NULL,
+    next_attempt DOUBLE PRECISION NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    error VARCHAR(255) NOT NULL"""
+_LEASE_COLUMNS = "name VARCHAR(255) NOT NULL PRIMARY KEY, owner VARCHAR(128) NOT NULL, expires DOUBLE PRECISION NOT NULL"
+
+MYSQL_CREATE_OUTBOX = (
+    "CREATE TABLE IF NOT EXISTS {o} (\n    id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL,"
+    + _OUTBOX_COLUMNS
+    + ",\n    INDEX sink_status_idx (sink, status, id)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+MYSQL_CREATE_LEASE = (
+    f"CREATE TABLE IF NOT EXISTS {{l}} ({_LEASE_COLUMNS}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+MYSQL_LEASE_INSERT = "INSERT IGNORE INTO {l} (name, owner, expires) VALUES (%s, '', 0)"
+
+SQLITE_CREATE_OUTBOX = (
+    "CREATE TABLE IF NOT EXISTS {o} (\n    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL," + _OUTBOX_COLUMNS + "\n)"
+)
+SQLITE_OUTBOX_INDEX = "CREATE INDEX IF NOT EXISTS {n}sink_status_idx ON {o} (sink, status, id)"
+SQLITE_CREATE_LEASE = f"CREATE TABLE IF NOT EXISTS {{l}} ({_LEASE_COLUMNS})"
+SQLITE_LEASE_INSERT = "INSERT OR IGNORE INTO {l} (name, owner, expires) VALUES (?, '', 0)"

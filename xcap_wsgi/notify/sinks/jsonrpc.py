@@ -1,0 +1,87 @@
+"""A JSON-RPC 2.0 client over HTTP(S), as Kamailio's jsonrpcs and OpenSIPS's mi_http speak it.
+
+::
+
+    rpc = JSONRPCClient("http://127.0.0.1:5091/RPC", timeout=5.0)
+    rpc.call("presence.updateWatchers", ["sip:alice@example.com", "presence"])
+
+A transport failure (refused, timeout, HTTP status other than 200, an answer that is
+not JSON-RPC) raises :class:`DeliveryError` with ``target_down`` set; an error object in
+the answer raises :class:`RPCError` carrying its code and message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from xcap_wsgi.notify.sinks.base import DeliveryError
+
+#: JSON-RPC 2.0's "Method not found"; Kamailio's jsonrpcs also answers it for unknown commands.
+METHOD_NOT_FOUND = -32601
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class RPCError(Exception):
+    """The target answered with a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: Any, message: str) -> None:
+        super().__init__(f"{method}: error {code} {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+
+    @property
+    def method_not_found(self) -> bool:
+        return self.code == METHOD_NOT_FOUND or "method not found" in self.message.lower()
+
+
+class JSONRPCClient:
+    """POSTs one JSON-RPC request per call to ``url`` (``http://`` or ``https://``)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.url = url
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+
+    def call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
+        """The ``result`` of ``method(params)``; raises RPCError or DeliveryError."""
+        request_id = next(self._ids)
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": request_id}).encode()
+        status, payload = self._post(body)
+        if status != 200:
+            raise DeliveryError(f"{self.url} answered HTTP {status} to {method}", target_down=True)
+        try:
+            answer = json.loads(payload)
+        except ValueError:
+            raise DeliveryError(f"{self.url} answered {method} with something that is not JSON", target_down=True) from None
+        if not isinstance(answer, dict):
+            raise DeliveryError(f"{self.url} answered {method} with a JSON value that is not an object", target_down=True)
+        error = answer.get("error")
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+            raise RPCError(method, code, message)
+        return answer.get("result")
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request("POST", self.path, body, {"Content-Type": "application/json", "Connection": "close"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise DeliveryError(f"{self.url} unreachable: {exc.__class__.__name__}: {exc}", target_down=True) from None
+        finally:
+            conn.close()

@@ -43,7 +43,7 @@ def mysql_connect(**extra: Any) -> Any:
 def mysql_drop(table: str) -> None:
     conn = mysql_connect()
     with conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+        cur.execute(f"DROP TABLE IF EXISTS `{table}`, `{table}_outbox`, `{table}_outbox_lease`")
         cur.execute("DELETE FROM version WHERE table_name = %s", (table,)) if _has_version(cur) else None
     conn.close()
 

@@ -29,6 +29,7 @@ from xcap_wsgi.auth import MODES, SubscriberStore
 from xcap_wsgi.config import ENVIRONMENT, convert, settings_from_env
 from xcap_wsgi.middleware import XCAPMiddleware
 from xcap_wsgi.storage import DEFAULT_DB_URL, StorageUnavailable, open_storage
+from xcap_wsgi.storage.dbapi import DBAPIStorage
 
 DEFAULT_BIND = "127.0.0.1:8000"
 log = logging.getLogger("xcap_wsgi")
@@ -46,8 +47,11 @@ SERVE_FLAGS = {
     "--upstream-header": ("upstream_header", "header naming the user in --auth upstream (default REMOTE_USER)"),
     "--nonce-lifetime": ("nonce_lifetime", "seconds a digest nonce stays fresh (default 300)"),
     "--digest-algorithms": ("digest_algorithms", "offered digest algorithms in order (default MD5,SHA-256)"),
+    "--notify": ("notify", "announce every change to kamailio+http://host:port/RPC, opensips+http://host:port/mi"
+                           " or sip:host[:port][;transport=udp|tcp] (repeatable)"),
+    "--notify-max-attempts": ("notify_max_attempts", "delivery attempts before an event is marked failed (default 50)"),
 }
-_REPEATABLE = {"trusted_peers", "trusted_proxies", "admins"}
+_REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify"}
 
 
 def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +117,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_initdb(args: argparse.Namespace) -> int:
     settings = _settings(args)
     storage = open_storage(settings.get("db_url"), settings.get("xcap_table", "xcap"))
+    if isinstance(storage, DBAPIStorage):
+        storage.enable_outbox(())  # the notifier's tables, ready for --notify
     storage.ensure_schema()
     storage.close()
     print(f"xcap-wsgi: table {settings.get('xcap_table', 'xcap')!r} ready in {storage.description}")
@@ -188,6 +194,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("proc_name", "xcap-wsgi")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24; unused here
                 self.cfg.set("control_socket_disable", True)
+            if app.notifier is not None:  # deliver from every worker at once, not after its first request
+                notifier = app.notifier
+                self.cfg.set("post_worker_init", lambda worker: notifier.ensure_running())
+                self.cfg.set("worker_exit", lambda server, worker: notifier.stop())
 
         def load(self) -> XCAPMiddleware:
             return app
@@ -195,6 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.bind if not args.bind.startswith(("unix:", "fd://")) else "localhost"
     print(f"xcap-wsgi {__version__}: serving XCAP root http://{host}{app.root.path} "
           f"from {app.storage.description} with {args.workers} worker(s); Ctrl-C stops", flush=True)
+    if app.notifier is not None:
+        print(f"xcap-wsgi: announcing every change to {', '.join(s.name for s in app.notifier.sinks)}", flush=True)
     Server().run()
     return 0
 

@@ -34,9 +34,11 @@ ENVIRONMENT = {
     "upstream_header": "XCAP_UPSTREAM_HEADER",
     "nonce_lifetime": "XCAP_NONCE_LIFETIME",
     "digest_algorithms": "XCAP_DIGEST_ALGORITHMS",
+    "notify": "XCAP_NOTIFY",
+    "notify_max_attempts": "XCAP_NOTIFY_MAX_ATTEMPTS",
 }
-_INTEGERS = {"buf_size", "nonce_lifetime"}
-_LISTS = {"trusted_peers", "trusted_proxies", "admins", "digest_algorithms"}  # comma-separated
+_INTEGERS = {"buf_size", "nonce_lifetime", "notify_max_attempts"}
+_LISTS = {"trusted_peers", "trusted_proxies", "admins", "digest_algorithms", "notify"}  # comma-separated
 _BOOLEANS = {"allow_basic_over_http"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 

@@ -82,7 +82,7 @@ def make_notifier(storage: Storage, notify: Sequence[Target] | NotifySettings,
             raise ValueError("pass notify_max_attempts inside NotifySettings, not beside it")
         settings = notify
     else:
-        settings = NotifySettings(targets=tuple(notify))
+        settings = NotifySettings(targets=notify)  # type: ignore[arg-type]  # checked there
         if max_attempts is not None:
             settings = dataclasses.replace(settings, max_attempts=max_attempts)
     return Notifier(storage, settings) if settings.targets else None

@@ -177,7 +177,7 @@ class SinkWorker(threading.Thread):
         backoff = self.policy.backoff(attempts)
         self.outbox.retry(ids, attempts, time.time() + backoff, str(exc))
         self._count("retried", len(rest))
-        log.warning("notify %s: attempt %d for event(s) %s of %s failed, next in %.1f s: %s",
+        log.warning("notify %s: attempt %d for event(s) %s of %s failed, next in %.2f s: %s",
                     self.sink.name, attempts, ",".join(map(str, ids)), rest[0].doc_uri, backoff, exc)
         return backoff if exc.target_down else None
 

@@ -9,7 +9,7 @@
 
 The callable runs on the delivery thread, once per event in commit order; an exception
 counts as a failed delivery of that event (retried with backoff, the events before it
-are not sent again).
+are not sent again); raising ``DeliveryError(..., retry=False)`` marks it failed at once.
 """
 
 from __future__ import annotations
@@ -37,5 +37,8 @@ class CallableSink(Sink):
         for done, event in enumerate(events):
             try:
                 self.function(event)
+            except DeliveryError as exc:  # the callable says whether retrying can help
+                exc.delivered = done
+                raise
             except Exception as exc:
                 raise DeliveryError(f"{self.name} raised {exc.__class__.__name__}: {exc}", delivered=done) from exc

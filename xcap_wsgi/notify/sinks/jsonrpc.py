@@ -5,9 +5,10 @@
     rpc = JSONRPCClient("http://127.0.0.1:5091/RPC", timeout=5.0)
     rpc.call("presence.updateWatchers", ["sip:alice@example.com", "presence"])
 
-A transport failure (refused, timeout, HTTP status other than 200, an answer that is
-not JSON-RPC) raises :class:`DeliveryError` with ``target_down`` set; an error object in
-the answer raises :class:`RPCError` carrying its code and message.
+A transport failure (refused, timeout, an answer that is not JSON-RPC) raises
+:class:`DeliveryError` with ``target_down`` set; an error object in the answer raises
+:class:`RPCError` carrying its code and message, whatever the HTTP status (Kamailio's
+jsonrpcs answers a fault with the fault code as HTTP status, OpenSIPS with 200).
 """
 
 from __future__ import annotations
@@ -59,19 +60,19 @@ class JSONRPCClient:
         request_id = next(self._ids)
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": request_id}).encode()
         status, payload = self._post(body)
-        if status != 200:
-            raise DeliveryError(f"{self.url} answered HTTP {status} to {method}", target_down=True)
         try:
             answer = json.loads(payload)
         except ValueError:
-            raise DeliveryError(f"{self.url} answered {method} with something that is not JSON", target_down=True) from None
-        if not isinstance(answer, dict):
-            raise DeliveryError(f"{self.url} answered {method} with a JSON value that is not an object", target_down=True)
+            answer = None
+        if not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
+            raise DeliveryError(f"{self.url} answered {method} with HTTP {status} and no JSON-RPC answer", target_down=True)
         error = answer.get("error")
-        if error is not None:
+        if error is not None:  # Kamailio also sets the HTTP status to the fault code
             code = error.get("code") if isinstance(error, dict) else None
             message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
             raise RPCError(method, code, message)
+        if status != 200:
+            raise DeliveryError(f"{self.url} answered {method} with HTTP {status}", target_down=True)
         return answer.get("result")
 
     def _post(self, body: bytes) -> tuple[int, bytes]:

@@ -50,7 +50,7 @@ MESSAGES: dict[ErrorStyle, dict[int, str]] = {
 }
 #: What each server answers for a method it does not know (code, message).
 UNKNOWN_METHOD: dict[ErrorStyle, tuple[int, str]] = {
-    "opensips": (-32601, "Method not found"),
+    "opensips": (-32601, MESSAGES["opensips"][-32601]),
     "kamailio": (500, "Method Not Found"),
 }
 OK = "OK"

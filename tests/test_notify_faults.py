@@ -1,0 +1,202 @@
+"""Nothing is lost (issue 8): a worker killed between commit and delivery, a target down
+for a minute under writes, a database that goes away. Real processes where it matters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from tests.conftest import MYSQL_URL, mysql_connect
+from tests.docs import MINIMAL, RL_MIME, counter_doc
+from tests.recording_rpc import RecordingRPCServer
+from tests.tcpproxy import TCPProxy
+from tests.test_cli import free_port, request
+from xcap_wsgi import XCAPMiddleware
+from xcap_wsgi.notify import ChangeEvent, DeliveryError, NotifySettings
+from xcap_wsgi.storage.mysql import MySQLStorage, parse_mysql_url
+from xcap_wsgi.storage.sqlite import SQLiteStorage
+
+RULES_MIME = "application/auth-policy+xml"
+RULES = MINIMAL["pres-rules"][1]
+#: How long the target stays down under writes (the issue asks for 60 s).
+OUTAGE_S = float(os.environ.get("XCAP_TEST_OUTAGE_S", "60"))
+
+
+def rules_uri(user: str) -> str:
+    return f"/xcap-root/pres-rules/users/sip:{user}@example.com/index"
+
+
+def spawn(tmp_path: Path, *args: str) -> tuple[int, subprocess.Popen[str]]:
+    """``xcap-wsgi serve`` in a session of its own (so the test can SIGKILL every process)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "xcap_wsgi", "serve", "--bind", f"127.0.0.1:{port}", *args],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 15
+    while True:
+        try:
+            if request(port, "GET", "/xcap-root/xcap-caps/global/index")[0] == 200:
+                return port, proc
+        except OSError:
+            pass
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.05)
+
+
+def kill_all(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def pending(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT doc_uri, status FROM xcap_outbox ORDER BY id").fetchall()
+    conn.close()
+    return rows
+
+
+def test_events_committed_before_every_process_is_sigkilled_are_delivered_after_restart(tmp_path: Path) -> None:
+    rpc = RecordingRPCServer(error_style="kamailio")
+    rpc.stop()  # the presence server is down: nothing can be delivered yet
+    args = ("--workers", "2", "--notify", "kamailio+" + rpc.url)
+    port, proc = spawn(tmp_path, *args)
+    users = [f"user{n}" for n in range(5)]
+    try:
+        for user in users:
+            assert request(port, "PUT", rules_uri(user), RULES, {"Content-Type": RULES_MIME})[0] == 201
+    finally:
+        kill_all(proc)
+    assert pending(tmp_path / "xcap.db") == [(rules_uri(user), 0) for user in users]
+    rpc.start()
+    port, proc = spawn(tmp_path, *args)
+    try:
+        requests = rpc.wait_for(5, timeout=20)
+        deadline = time.time() + 10
+        while pending(tmp_path / "xcap.db") and time.time() < deadline:
+            time.sleep(0.05)
+        assert pending(tmp_path / "xcap.db") == []
+    finally:
+        kill_all(proc)
+        rpc.stop()
+    assert sorted(json.dumps(r.body["params"]) for r in requests) == sorted(
+        json.dumps([f"sip:{user}@example.com", "presence"]) for user in users)
+    assert {r.body["method"] for r in requests} == {"presence.updateWatchers"}
+
+
+class Outage:
+    """A callable target that is down (unreachable) until ``up`` is set."""
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        self.events: list[ChangeEvent] = []
+
+    def __call__(self, event: ChangeEvent) -> None:
+        if not self.up.is_set():
+            raise DeliveryError("connection refused", target_down=True)
+        self.events.append(event)
+
+
+def test_a_target_down_for_a_minute_under_writes_gets_every_event_in_order(tmp_path: Path) -> None:
+    storage = SQLiteStorage(str(tmp_path / "xcap.db"))
+    target = Outage()
+    rpc = RecordingRPCServer(error_style="kamailio")
+    rpc.stop()
+    settings = NotifySettings(targets=(target, "kamailio+" + rpc.url), backoff_cap=2.0, poll_interval=0.05)
+    app = XCAPMiddleware(None, storage=storage, notify=settings)
+    assert app.notifier is not None
+    committed: dict[str, list[str]] = {}
+    stop = threading.Event()
+
+    def writer(user: str) -> None:
+        client = Client(app)
+        uri = f"/xcap-root/resource-lists/users/sip:{user}@example.com/index"
+        n = 0
+        while not stop.is_set():
+            resp = client.put(uri, data=counter_doc(n), content_type=RL_MIME)
+            assert resp.status in ("200 OK", "201 Created")
+            committed.setdefault(uri, []).append(resp.headers["ETag"].strip('"'))
+            n += 1
+            time.sleep(0.05)
+
+    writers = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(4)]
+    for t in writers:
+        t.start()
+    time.sleep(OUTAGE_S)
+    stop.set()
+    for t in writers:
+        t.join()
+    target.up.set()
+    rpc.start()
+    try:
+        outbox = app.notifier.outbox
+        deadline = time.time() + 30
+        while sum(b.count for b in outbox.backlog()) and time.time() < deadline:
+            time.sleep(0.1)
+        assert outbox.backlog() == []
+    finally:
+        app.notifier.stop()
+        rpc.stop()
+    for uri, etags in committed.items():
+        got = [e for e in target.events if e.doc_uri == uri]
+        assert [e.new_etag for e in got] == etags, uri
+        assert [e.previous_etag for e in got] == [None, *etags[:-1]], uri
+    presentities = {r.body["params"][0] for r in rpc.requests}
+    assert presentities == {f"sip:w{i}@example.com" for i in range(4)}
+    assert sum(len(e) for e in committed.values()) > 4 * OUTAGE_S  # the writes went on all along
+
+
+@pytest.fixture
+def proxied_mysql(mysql_table: str) -> Iterator[tuple[TCPProxy, str]]:
+    mysql_connect().close()
+    args = parse_mysql_url(MYSQL_URL)
+    with TCPProxy((args["host"], args["port"])) as proxy:
+        yield proxy, f"mysql://{args['user']}@127.0.0.1:{proxy.port}/{args['database']}"
+
+
+@pytest.mark.mysql
+def test_a_database_outage_loses_no_event_and_delivery_resumes(proxied_mysql: tuple[TCPProxy, str],
+                                                              mysql_table: str) -> None:
+    proxy, url = proxied_mysql
+    storage = MySQLStorage(url, mysql_table)
+    target = Outage()
+    app = XCAPMiddleware(None, storage=storage, notify=NotifySettings(targets=(target,), backoff_cap=0.5))
+    assert app.notifier is not None
+    storage.ensure_schema()
+    conn = mysql_connect()
+    with conn.cursor() as cur:
+        cur.execute(f"DELETE FROM `{mysql_table}`")
+        cur.execute(f"DELETE FROM `{mysql_table}_outbox`")
+        cur.execute(f"DELETE FROM `{mysql_table}_outbox_lease`")
+    conn.close()
+    client = Client(app)
+    try:
+        before = [client.put(rules_uri(u), data=RULES, content_type=RULES_MIME) for u in ("a", "b")]
+        assert [r.status for r in before] == ["201 Created", "201 Created"]
+        proxy.cut()
+        assert client.put(rules_uri("lost"), data=RULES, content_type=RULES_MIME).status == "503 Service Unavailable"
+        target.up.set()
+        time.sleep(1.5)  # delivery runs into the outage and waits
+        assert target.events == []
+        proxy.restore()
+        assert client.put(rules_uri("c"), data=RULES, content_type=RULES_MIME).status == "201 Created"
+        deadline = time.time() + 15
+        while len({e.doc_uri for e in target.events}) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        app.notifier.stop()
+        storage.close()
+    assert sorted({e.doc_uri for e in target.events}) == [rules_uri("a"), rules_uri("b"), rules_uri("c")]

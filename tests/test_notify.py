@@ -158,8 +158,8 @@ def test_prefixed_selector_event_carries_the_xmlns_bindings(make_app: Any, recor
     client.put(PRES_RULES_URI, data=PRES_RULES, content_type="application/auth-policy+xml")
     path = PRES_RULES_URI + "/~~/cr:ruleset/cr:rule%5B@id=%22a%22%5D/cr:actions/pr:sub-handling"
     query = "xmlns(cr=urn:ietf:params:xml:ns:common-policy)xmlns(pr=urn:ietf:params:xml:ns:pres-rules)"
-    resp = client.put(path + "?" + query, data=b'<pr:sub-handling xmlns:pr="urn:ietf:params:xml:ns:pres-rules">block</pr:sub-handling>',
-                      content_type=EL_MIME)
+    body = b'<pr:sub-handling xmlns:pr="urn:ietf:params:xml:ns:pres-rules">block</pr:sub-handling>'
+    resp = client.put(path + "?" + query, data=body, content_type=EL_MIME)
     assert resp.status == "200 OK"
     event = recorder.wait(2)[1]
     assert event.namespaces == {"cr": "urn:ietf:params:xml:ns:common-policy", "pr": "urn:ietf:params:xml:ns:pres-rules"}

@@ -21,23 +21,15 @@ watchers keep their last status; this is logged. Other usages mean nothing to Ka
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from xcap_wsgi.notify.events import ChangeEvent, fold
 from xcap_wsgi.notify.sinks.base import DeliveryError, Sink
 from xcap_wsgi.notify.sinks.jsonrpc import DEFAULT_TIMEOUT_S, JSONRPCClient, RPCError
-
-log = logging.getLogger("xcap_wsgi.notify")
+from xcap_wsgi.notify.sinks.presence import LIST_USAGES, PIDF_MANIPULATION, RULES_EVENTS, unannounceable
 
 SCHEMES = ("kamailio+http://", "kamailio+https://")
-RULES_EVENTS = {
-    "pres-rules": "presence",
-    "org.openmobilealliance.pres-rules": "presence",
-    "org.openxcap.dialog-rules": "dialog",
-}
-LIST_USAGES = {"resource-lists", "rls-services"}
 
 
 def kamailio_call(event: ChangeEvent) -> tuple[str, list[Any]] | None:
@@ -45,12 +37,10 @@ def kamailio_call(event: ChangeEvent) -> tuple[str, list[Any]] | None:
     if event.tree != "users":
         return None
     if event.auid in RULES_EVENTS:
-        if event.document_deleted:
-            return None
-        return "presence.updateWatchers", [event.presentity, RULES_EVENTS[event.auid]]
+        return None if event.document_deleted else ("presence.updateWatchers", [event.presentity, RULES_EVENTS[event.auid]])
     if event.auid in LIST_USAGES:
         return "rls.update_subs", [event.presentity, "presence"]
-    if event.auid == "pidf-manipulation":
+    if event.auid == PIDF_MANIPULATION:
         return "presence.refreshWatchers", [event.presentity, "presence", 2, event.doc_uri, event.document_name]
     return None
 
@@ -68,9 +58,7 @@ class KamailioSink(Sink):
         event = fold(events)
         call = kamailio_call(event)
         if call is None:
-            if event.auid in RULES_EVENTS and event.document_deleted:
-                log.info("%s: %s deleted; Kamailio cannot re-evaluate watchers without a rules document,"
-                         " they keep their last status", self.name, event.doc_uri)
+            unannounceable(self.name, "Kamailio", event)
             return
         method, params = call
         try:

@@ -62,6 +62,7 @@ from urllib.parse import urlsplit, urlunsplit
 from xcap_wsgi.notify.events import ChangeEvent, fold
 from xcap_wsgi.notify.sinks.base import DeliveryError, Sink
 from xcap_wsgi.notify.sinks.jsonrpc import DEFAULT_TIMEOUT_S, JSONRPCClient, RPCError
+from xcap_wsgi.notify.sinks.presence import LIST_USAGES, PIDF_MANIPULATION, RULES_EVENTS, unannounceable
 
 log = logging.getLogger("xcap_wsgi.notify")
 
@@ -69,12 +70,6 @@ PREFIX = "opensips+"
 SCHEMES = ("opensips+http://", "opensips+https://")
 #: mi_http's default ``root`` parameter.
 DEFAULT_PATH = "/mi"
-RULES_EVENTS = {
-    "pres-rules": "presence",
-    "org.openmobilealliance.pres-rules": "presence",
-    "org.openxcap.dialog-rules": "dialog",
-}
-LIST_USAGES = frozenset({"resource-lists", "rls-services"})
 #: ``refresh_type`` values of OpenSIPS's refresh_watchers.
 AUTHORISATION_CHANGED = 0
 PUBLISHED_STATE_CHANGED = 1
@@ -103,7 +98,7 @@ def opensips_call(event: ChangeEvent) -> tuple[MICommand, dict[str, Any]] | None
                                   "refresh_type": AUTHORISATION_CHANGED}
     if event.auid in LIST_USAGES:
         return UPDATE_SUBSCRIPTIONS, {"presentity_uri": event.presentity}
-    if event.auid == "pidf-manipulation":
+    if event.auid == PIDF_MANIPULATION:
         return REFRESH_WATCHERS, {"presentity_uri": event.presentity, "event": "presence",
                                   "refresh_type": PUBLISHED_STATE_CHANGED}
     return None
@@ -142,9 +137,7 @@ class OpenSIPSSink(Sink):
         event = fold(events)
         call = opensips_call(event)
         if call is None:
-            if event.tree == "users" and event.auid in RULES_EVENTS and event.document_deleted:
-                log.info("%s: %s deleted; OpenSIPS cannot re-evaluate watchers without a rules document,"
-                         " they keep their last status", self.name, event.doc_uri)
+            unannounceable(self.name, "OpenSIPS", event)
             return
         self._call(*call)
 

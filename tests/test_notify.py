@@ -363,3 +363,36 @@ def test_bad_notify_targets_are_refused_at_construction(storage: Storage, notify
 def test_notify_max_attempts_must_be_positive(storage: Storage) -> None:
     with pytest.raises(ValueError, match="notify_max_attempts must be a positive integer, got 0"):
         XCAPMiddleware(None, storage=storage, notify=["kamailio+http://127.0.0.1:5091/RPC"], notify_max_attempts=0)
+
+
+class Down:
+    """A target that cannot be reached until ``up`` is set."""
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        self.events: list[ChangeEvent] = []
+
+    def __call__(self, event: ChangeEvent) -> None:
+        if not self.up.is_set():
+            raise DeliveryError("connection refused", target_down=True)
+        self.events.append(event)
+
+
+def test_a_target_that_is_down_is_probed_with_one_document_only(make_app: Any) -> None:
+    target = Down()
+    app = make_app(target, backoff_base=0.05, backoff_cap=0.05)
+    app.notifier.ensure_running = lambda: None
+    client = Client(app)
+    uris = [RL_URI.replace("alice", user) for user in ("a", "b", "c")]
+    for uri in uris:
+        client.put(uri, data=RESOURCE_LISTS, content_type=RL_MIME)
+    worker = Notifier(app.storage, app.notifier.settings)
+    worker.ensure_running()
+    try:
+        rows = wait_rows(app.notifier.outbox, lambda rows: rows[0][4] >= 3)
+        assert [(uri, attempts) for _, _, uri, _, attempts, _ in rows[1:]] == [(uris[1], 0), (uris[2], 0)]
+        target.up.set()
+        wait_rows(app.notifier.outbox, lambda rows: rows == [])
+    finally:
+        worker.stop()
+    assert [e.doc_uri for e in target.events] == uris

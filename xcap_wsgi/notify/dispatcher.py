@@ -2,10 +2,11 @@
 
 Each thread competes for its target's lease; the holder (one process among all the
 workers and hosts sharing the database) delivers, the others wait to take over. The
-holder delivers the pending rows of one document at a time, in commit order, folded
-into one notification; a document whose oldest pending row is waiting out a backoff
-holds back its later rows, so the order per document is kept. A target that cannot be
-reached pauses the whole target (its other documents wait too, losing no attempts).
+holder delivers the pending rows of each document in commit order, folded into one
+notification; different documents go out in parallel (``Sink.parallel``). A document
+whose oldest pending row is waiting out a backoff holds back its later rows, so the
+order per document is kept. A target that cannot be reached pauses the whole target
+(its other documents wait too, without spending attempts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from xcap_wsgi.notify.events import ChangeEvent
@@ -81,6 +83,8 @@ class SinkWorker(threading.Thread):
         self._stopping = threading.Event()
         self._lease_until = 0.0
         self._pruned = 0.0
+        self._executor: ThreadPoolExecutor | None = None
+        self._wakeable = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,6 +95,7 @@ class SinkWorker(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
+            self._wakeable = False
             try:
                 delay = self._step()
             except StorageUnavailable as exc:
@@ -100,8 +105,11 @@ class SinkWorker(threading.Thread):
             except Exception:
                 log.exception("notify %s: delivery loop failed; trying again", self.sink.name)
                 delay = DB_RETRY_S
-            self._wake.wait(delay)
-            self._wake.clear()
+            if self._wakeable:  # a local commit cuts the wait short
+                self._wake.wait(delay)
+                self._wake.clear()
+            else:  # waiting for the lease, a target that is down, the database: writes do not hurry it
+                self._stopping.wait(delay)
         self._release()
 
     def _release(self) -> None:
@@ -110,6 +118,8 @@ class SinkWorker(threading.Thread):
                 self.outbox.release_lease(self.sink.name, self.owner)
             except Exception as exc:  # the database is gone: the lease simply expires
                 log.debug("notify %s: lease not released: %s", self.sink.name, exc)
+        if self._executor is not None:
+            self._executor.shutdown()
         self.sink.close()
         self.outbox.storage.close()  # this thread's connection
 
@@ -125,7 +135,12 @@ class SinkWorker(threading.Thread):
         return False
 
     def _step(self) -> float:
-        """One pass over the pending rows; returns how long to wait before the next."""
+        """One pass over the pending rows; returns how long to wait before the next.
+
+        The first due document is delivered alone, as a probe: when the target is down
+        only it spends an attempt. The others follow ``sink.parallel`` at a time, and the
+        delivered rows are deleted in one statement.
+        """
         if not self._holding():
             return LEASE_RETRY_S
         self._prune()
@@ -133,34 +148,47 @@ class SinkWorker(threading.Thread):
         groups: dict[str, list[OutboxRow]] = {}
         for row in rows:
             groups.setdefault(row.doc_uri, []).append(row)
-        wait = self.policy.poll_interval
+        now, wait = time.time(), self.policy.poll_interval
+        due = []
         for group in groups.values():
-            if self._stopping.is_set() or not self._holding():
-                return 0.0
-            due_in = group[0].next_attempt - time.time()
-            if due_in > 0:
-                wait = min(wait, due_in)
-                continue
-            pause = self._deliver(group)
-            if pause is not None:
-                return pause
+            if group[0].next_attempt > now:
+                wait = min(wait, group[0].next_attempt - now)
+            else:
+                due.append(group)
+        if not due:
+            self._wakeable = True
+            return wait
+        outcomes = [self._attempt(due[0])]
+        if outcomes[0][1] is None or not outcomes[0][1].target_down:
+            outcomes += self._pool().map(self._attempt, due[1:]) if len(due) > 2 else map(self._attempt, due[1:])
+        self.outbox.delivered([row.id for group, error in outcomes if error is None for row in group])
+        self._count("delivered", sum(len(group) for group, error in outcomes if error is None))
+        pauses = [pause for group, error in outcomes if error is not None
+                  if (pause := self._failed(group, error)) is not None]
+        if pauses:
+            return min(pauses)
+        self._wakeable = True
         return 0.0 if len(rows) >= self.policy.batch else wait
 
-    def _deliver(self, group: list[OutboxRow]) -> float | None:
-        """Deliver one document's rows; a pause (seconds) when the target is down."""
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.sink.parallel, thread_name_prefix=f"xcap-notify {self.sink.name}")
+        return self._executor
+
+    def _attempt(self, group: list[OutboxRow]) -> tuple[list[OutboxRow], DeliveryError | None]:
+        """Deliver one document's rows: None, or the failure."""
         events = [ChangeEvent.from_json(row.event, row.id) for row in group]
         try:
             self.sink.deliver(events)
         except DeliveryError as exc:
-            return self._failed(group, exc)
+            return group, exc
         except Exception as exc:  # a sink bug must not stop delivery to the others
             log.exception("notify %s: delivery raised", self.sink.name)
-            return self._failed(group, DeliveryError(f"{exc.__class__.__name__}: {exc}"))
-        self.outbox.delivered([row.id for row in group])
-        self._count("delivered", len(group))
-        return None
+            return group, DeliveryError(f"{exc.__class__.__name__}: {exc}")
+        return group, None
 
     def _failed(self, group: list[OutboxRow], exc: DeliveryError) -> float | None:
+        """Record a failed delivery; a pause (seconds) when the target is down."""
         done, rest = group[: exc.delivered], group[exc.delivered:]
         self.outbox.delivered([row.id for row in done])
         self._count("delivered", len(done))

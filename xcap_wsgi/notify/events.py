@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 Action = Literal["created", "replaced", "deleted"]
@@ -69,8 +69,7 @@ class ChangeEvent:
         return self.doc_uri.rsplit("/", 1)[-1]
 
     def to_json(self) -> str:
-        data = asdict(self)
-        del data["id"]
+        data = {name: getattr(self, name) for name in _STORED}
         data["namespaces"] = dict(self.namespaces)
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -78,6 +77,10 @@ class ChangeEvent:
     def from_json(cls, text: str, id: int = 0) -> ChangeEvent:
         data: dict[str, Any] = json.loads(text)
         return cls(**data, id=id)
+
+
+#: what the outbox stores (the row id is the row's own)
+_STORED = tuple(f.name for f in fields(ChangeEvent) if f.name != "id")
 
 
 def fold(events: Sequence[ChangeEvent]) -> ChangeEvent:

@@ -34,6 +34,9 @@ class Sink(ABC):
     """One notifier target. ``name`` is stable across restarts: it keys the outbox rows."""
 
     name: str
+    #: how many documents' notifications may be in flight at once (deliver is then called
+    #: from that many threads; one document's events are never split between them)
+    parallel: int = 4
 
     @abstractmethod
     def deliver(self, events: Sequence[ChangeEvent]) -> None:

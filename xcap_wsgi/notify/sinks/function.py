@@ -27,6 +27,8 @@ def callable_name(function: Callable[..., object]) -> str:
 
 
 class CallableSink(Sink):
+    parallel = 1  # an integrator's callable sees one event at a time, in commit order
+
     def __init__(self, function: Callable[[ChangeEvent], object]) -> None:
         if not callable(function):
             raise ValueError(f"notify target {function!r} is neither a URL nor callable")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +42,8 @@ class RPCError(Exception):
 
 
 class JSONRPCClient:
-    """POSTs one JSON-RPC request per call to ``url`` (``http://`` or ``https://``)."""
+    """POSTs one JSON-RPC request per call to ``url`` (``http://`` or ``https://``), on a
+    kept-alive connection per thread."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         parts = urlsplit(url)
@@ -54,6 +56,7 @@ class JSONRPCClient:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
         self._ids = itertools.count(1)
+        self._local = threading.local()
 
     def call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
         """The ``result`` of ``method(params)``; raises RPCError or DeliveryError."""
@@ -76,13 +79,34 @@ class JSONRPCClient:
         return answer.get("result")
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
+        """POST on this thread's kept-alive connection; a reused connection that turns out
+        closed by the server is replaced once (the commands are idempotent)."""
+        for reused in (True, False):
+            conn = getattr(self._local, "conn", None)
+            fresh = conn is None or not reused
+            if fresh:
+                self.close()
+                conn = self._local.conn = self._connection()
+            try:
+                conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                payload = response.read()
+                if response.will_close:
+                    self.close()
+                return response.status, payload
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if fresh:
+                    raise DeliveryError(f"{self.url} unreachable: {exc.__class__.__name__}: {exc}",
+                                        target_down=True) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=self.timeout)
-        try:
-            conn.request("POST", self.path, body, {"Content-Type": "application/json", "Connection": "close"})
-            response = conn.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise DeliveryError(f"{self.url} unreachable: {exc.__class__.__name__}: {exc}", target_down=True) from None
-        finally:
+        return cls(self.host, self.port, timeout=self.timeout)
+
+    def close(self) -> None:
+        """Drop this thread's connection."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
             conn.close()

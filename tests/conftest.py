@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
+from tests.kamailio_peer import kamailio_presence  # noqa: F401  (session fixture: Kamailio's presence server)
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.storage import Storage
 from xcap_wsgi.storage.mysql import MySQLStorage

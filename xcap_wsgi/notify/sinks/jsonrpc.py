@@ -42,8 +42,8 @@ class RPCError(Exception):
 
 
 class JSONRPCClient:
-    """POSTs one JSON-RPC request per call to ``url`` (``http://`` or ``https://``), on a
-    kept-alive connection per thread."""
+    """POSTs one JSON-RPC request per call to ``url`` (``http://`` or ``https://``), on
+    kept-alive connections (one per concurrent caller, closed by :meth:`close`)."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         parts = urlsplit(url)
@@ -56,7 +56,8 @@ class JSONRPCClient:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
         self._ids = itertools.count(1)
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
 
     def call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
         """The ``result`` of ``method(params)``; raises RPCError or DeliveryError."""
@@ -79,34 +80,42 @@ class JSONRPCClient:
         return answer.get("result")
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
-        """POST on this thread's kept-alive connection; a reused connection that turns out
-        closed by the server is replaced once (the commands are idempotent)."""
-        for reused in (True, False):
-            conn = getattr(self._local, "conn", None)
-            fresh = conn is None or not reused
-            if fresh:
-                self.close()
-                conn = self._local.conn = self._connection()
+        """POST on an idle kept-alive connection, or a new one; a kept-alive connection
+        that the server has closed meanwhile is replaced once (the commands are idempotent)."""
+        for kept in (True, False):
+            conn = self._take() if kept else None
+            fresh = conn is None
+            if conn is None:
+                conn = self._connection()
             try:
                 conn.request("POST", self.path, body, {"Content-Type": "application/json"})
                 response = conn.getresponse()
                 payload = response.read()
-                if response.will_close:
-                    self.close()
-                return response.status, payload
             except (OSError, http.client.HTTPException) as exc:
-                self.close()
+                conn.close()
                 if fresh:
                     raise DeliveryError(f"{self.url} unreachable: {exc.__class__.__name__}: {exc}",
                                         target_down=True) from None
+                continue
+            if response.will_close:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+            return response.status, payload
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take(self) -> http.client.HTTPConnection | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout)
 
     def close(self) -> None:
-        """Drop this thread's connection."""
-        conn, self._local.conn = getattr(self._local, "conn", None), None
-        if conn is not None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()

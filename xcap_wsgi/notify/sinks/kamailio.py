@@ -54,6 +54,9 @@ class KamailioSink(Sink):
         self.name = target
         self.rpc = JSONRPCClient(target[len("kamailio+"):], timeout)
 
+    def close(self) -> None:
+        self.rpc.close()
+
     def deliver(self, events: Sequence[ChangeEvent]) -> None:
         event = fold(events)
         call = kamailio_call(event)

@@ -133,6 +133,9 @@ class OpenSIPSSink(Sink):
         self.rpc = JSONRPCClient(mi_url(target), timeout)
         self._known: dict[MICommand, str] = {}
 
+    def close(self) -> None:
+        self.rpc.close()
+
     def deliver(self, events: Sequence[ChangeEvent]) -> None:
         event = fold(events)
         call = opensips_call(event)

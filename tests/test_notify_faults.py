@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +17,10 @@ from werkzeug.test import Client
 
 from tests.conftest import MYSQL_URL, mysql_connect
 from tests.docs import MINIMAL, RL_MIME, counter_doc
+from tests.processes import kill_all, spawn
 from tests.recording_rpc import RecordingRPCServer
 from tests.tcpproxy import TCPProxy
-from tests.test_cli import free_port, request
+from tests.test_cli import request
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.notify import ChangeEvent, DeliveryError, NotifySettings
 from xcap_wsgi.storage.mysql import MySQLStorage, parse_mysql_url
@@ -36,30 +34,6 @@ OUTAGE_S = float(os.environ.get("XCAP_TEST_OUTAGE_S", "60"))
 
 def rules_uri(user: str) -> str:
     return f"/xcap-root/pres-rules/users/sip:{user}@example.com/index"
-
-
-def spawn(tmp_path: Path, *args: str) -> tuple[int, subprocess.Popen[str]]:
-    """``xcap-wsgi serve`` in a session of its own (so the test can SIGKILL every process)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "xcap_wsgi", "serve", "--bind", f"127.0.0.1:{port}", *args],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    deadline = time.time() + 15
-    while True:
-        try:
-            if request(port, "GET", "/xcap-root/xcap-caps/global/index")[0] == 200:
-                return port, proc
-        except OSError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
-
-
-def kill_all(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
 
 
 def pending(db: Path) -> list[tuple[Any, ...]]:

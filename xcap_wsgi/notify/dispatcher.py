@@ -28,8 +28,10 @@ from xcap_wsgi.storage.outbox import Outbox, OutboxRow
 
 log = logging.getLogger("xcap_wsgi.notify")
 
-#: How long a process waits before trying again for a lease another process holds.
+#: How long a process waits before trying again for a lease another process holds; a
+#: commit in the process tries sooner, but never more often than every LEASE_MIN_S.
 LEASE_RETRY_S = 1.0
+LEASE_MIN_S = 0.1
 #: How long after a database error delivery is tried again.
 DB_RETRY_S = 1.0
 
@@ -65,7 +67,11 @@ def holder_dead(owner: str) -> bool:
         return True
     except OSError:  # exists, owned by someone else
         return False
-    return False
+    try:  # a killed worker may linger as a zombie until its new parent reaps it
+        with open(f"/proc/{pid_text}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 class SinkWorker(threading.Thread):
@@ -85,6 +91,7 @@ class SinkWorker(threading.Thread):
         self._pruned = 0.0
         self._executor: ThreadPoolExecutor | None = None
         self._wakeable = False
+        self._lease_tried = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -128,6 +135,9 @@ class SinkWorker(threading.Thread):
         now = time.time()
         if self._lease_until - now > self.policy.lease_seconds * 2 / 3:
             return True
+        if not self._lease_until and now - self._lease_tried < LEASE_MIN_S:
+            return False
+        self._lease_tried = now
         if self.outbox.hold_lease(self.sink.name, self.owner, self.policy.lease_seconds, holder_dead):
             self._lease_until = now + self.policy.lease_seconds
             return True
@@ -142,6 +152,7 @@ class SinkWorker(threading.Thread):
         delivered rows are deleted in one statement.
         """
         if not self._holding():
+            self._wakeable = True  # a commit here tries for the lease (its holder may be gone)
             return LEASE_RETRY_S
         self._prune()
         rows = self.outbox.pending(self.sink.name, self.policy.batch)

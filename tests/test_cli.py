@@ -32,6 +32,9 @@ def test_initdb_creates_the_sqlite_table(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "xcap-wsgi: table 'docs' ready in sqlite:///x.db\n")
     conn = sqlite3.connect(tmp_path / "x.db")
     assert conn.execute("SELECT table_version FROM version WHERE table_name='docs'").fetchall() == [(4,)]
+    tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    assert tables == [("docs",), ("docs_outbox",), ("docs_outbox_lease",), ("sqlite_sequence",), ("version",)]
+    conn.close()
 
 
 @pytest.mark.mysql
@@ -57,12 +60,32 @@ def test_initdb_on_mysql_is_idempotent(tmp_path: Path) -> None:
         (["initdb", "--db-url", "oracle://x"], "xcap-wsgi: configuration error: unsupported db_url"),
         (["serve", "--xcap-root", "nope"], "xcap-wsgi: configuration error: xcap_root must be an absolute path"),
         (["serve", "--workers", "0"], "xcap-wsgi: configuration error: --workers must be at least 1"),
+        (["serve", "--buf-size", "1k"], "xcap-wsgi: configuration error: --buf-size must be an integer, got '1k'"),
+        (["serve", "--notify", "http://127.0.0.1:5091/RPC"],
+         "xcap-wsgi: configuration error: unsupported notify target 'http://127.0.0.1:5091/RPC': use kamailio+http://"),
+        (["serve", "--notify", "sip:127.0.0.1;transport=sctp"], "xcap-wsgi: configuration error: "),
+        (["serve", "--notify", "kamailio+http://127.0.0.1:5091/RPC", "--notify-max-attempts", "x"],
+         "xcap-wsgi: configuration error: --notify-max-attempts must be an integer, got 'x'"),
     ],
 )
 def test_bad_configuration_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(message)
+
+
+def test_serve_announces_its_notify_targets(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*COMMAND, "serve", "--bind", f"127.0.0.1:{port}", "--notify", "kamailio+http://127.0.0.1:9/RPC",
+                             "--notify", "sip:127.0.0.1:9;transport=tcp"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("xcap-wsgi 0.1.0: serving XCAP root")
+        assert proc.stdout.readline() == ("xcap-wsgi: announcing every change to kamailio+http://127.0.0.1:9/RPC,"
+                                          " sip:127.0.0.1:9;transport=tcp\n")
+    finally:
+        stop_server(proc)
 
 
 def test_initdb_with_unreachable_mysql_exits_1(tmp_path: Path) -> None:

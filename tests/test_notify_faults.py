@@ -71,6 +71,25 @@ def test_events_committed_before_every_process_is_sigkilled_are_delivered_after_
     assert {r.body["method"] for r in requests} == {"presence.updateWatchers"}
 
 
+def test_four_workers_deliver_each_event_exactly_once(tmp_path: Path) -> None:
+    rpc = RecordingRPCServer(error_style="kamailio")
+    port, proc = spawn(tmp_path, "--workers", "4", "--notify", "kamailio+" + rpc.url)
+    users = [f"user{n}" for n in range(40)]
+    try:
+        threads = [threading.Thread(target=request, args=(port, "PUT", rules_uri(u), RULES, {"Content-Type": RULES_MIME}))
+                   for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rpc.wait_for(40, timeout=10)
+        time.sleep(0.5)  # a second delivery would arrive now
+    finally:
+        kill_all(proc)
+        rpc.stop()
+    assert sorted(r.body["params"][0] for r in rpc.requests) == sorted(f"sip:{u}@example.com" for u in users)
+
+
 class Outage:
     """A callable target that is down (unreachable) until ``up`` is set."""
 

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_of(keyword: str) -> str:
+    """The command-line flag that sets ``keyword`` (for error messages)."""
+    return next((flag for flag, (k, _) in SERVE_FLAGS.items() if k == keyword), "--" + keyword.replace("_", "-"))
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Environment first, flags over it, each converted to its keyword's type."""
     settings = settings_from_env()
@@ -108,9 +113,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         if value is None:
             continue
         if isinstance(value, list):
-            settings[keyword] = [item for v in value for item in convert(keyword, v, "--" + keyword)]
+            settings[keyword] = [item for v in value for item in convert(keyword, v, flag_of(keyword))]
         else:
-            settings[keyword] = convert(keyword, value, "--" + keyword)
+            settings[keyword] = convert(keyword, value, flag_of(keyword))
     return settings
 
 

@@ -1,6 +1,6 @@
 """Benchmark: commit -> notification latency, and what the notifier costs a PUT.
 
-    python bench/notify_latency.py [--backend sqlite|mysql|both] [--seconds 10] [--clients 8] [--workers 4]
+    python bench/notify_latency.py [--backend sqlite|mysql|both] [--seconds 10] [--clients 8] [--workers 4] [--rounds 3]
 
 Starts ``xcap-wsgi serve`` (4 workers) announcing every change to a JSON-RPC recorder that
 answers like Kamailio's jsonrpcs, drives it with concurrent clients each PUTting the
@@ -8,8 +8,8 @@ pres-rules of a user of its own (one change per document, so every change is one
 ``presence.updateWatchers`` call), and prints, for every change, the time from the client
 sending the PUT to the recorder receiving the call (an upper bound of commit -> notification,
 since the commit happens before the answer) and from the 201 answer to the call: p50, p99,
-max. Then runs the same load without ``--notify`` and prints PUT req/s with and without the
-notifier, measured in the same run.
+max. Rounds without ``--notify`` alternate with those rounds, and it prints the median PUT
+req/s with and without the notifier, measured in the same run.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def arrivals(port: int) -> dict[str, float]:
 
 class Handler(BaseHTTPRequestHandler):
     server: Recorder
+    protocol_version = "HTTP/1.1"  # kept alive, as Kamailio's xhttp does
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK hold each kept-alive answer back 40 ms
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -146,39 +153,48 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {values[-1] * 1000:.0f} ms"
 
 
-def run(backend: str, seconds: float, clients: int, workers: int) -> None:
+def measure(db_url: str, workers: int, cwd: str, seconds: float, clients: int, *extra: str,
+            rpc_port: int = 0) -> list[tuple[str, float, float]]:
+    """One round: a server of its own, a second of warm-up, ``seconds`` of PUTs, and (with
+    ``rpc_port``) up to 30 s for the last notifications before the server stops."""
+    proc, port = serve(db_url, workers, cwd, *extra)
+    try:
+        load(port, 1, clients, f"warm{time.time_ns()}")
+        puts = load(port, seconds, clients, f"n{time.time_ns()}")
+        deadline = time.time() + 30
+        while rpc_port and time.time() < deadline and not {p for p, _, _ in puts} <= arrivals(rpc_port).keys():
+            time.sleep(0.2)
+        return puts
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def run(backend: str, seconds: float, clients: int, workers: int, rounds: int) -> None:
     tmp = tempfile.mkdtemp(prefix="xcap-bench-notify-")
     db_url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else MYSQL_URL
     rpc_port = free_port()
     recorder = multiprocessing.Process(target=recorder_process, args=(rpc_port,), daemon=True)
     recorder.start()
+    notify = ("--notify", f"kamailio+http://127.0.0.1:{rpc_port}/RPC")
     try:
-        proc, port = serve(db_url, workers, tmp, "--notify", f"kamailio+http://127.0.0.1:{rpc_port}/RPC")
-        try:
-            load(port, 1, clients, f"warm{time.time_ns()}")
-            puts = load(port, seconds, clients, f"n{time.time_ns()}")
-            deadline = time.time() + 30
-            while time.time() < deadline and any(p not in (seen := arrivals(rpc_port)) for p, _, _ in puts):
-                time.sleep(0.2)
-        finally:
-            proc.terminate()
-            proc.wait()
+        puts: list[tuple[str, float, float]] = []
+        rates: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(rounds):  # alternating, so drift in the machine's load hits both alike
+            changes = measure(db_url, workers, tmp, seconds, clients, *notify, rpc_port=rpc_port)
+            puts += changes
+            rates["with"].append(len(changes) / seconds)
+            rates["without"].append(len(measure(db_url, workers, tmp, seconds, clients)) / seconds)
         seen = arrivals(rpc_port)
         missing = [p for p, _, _ in puts if p not in seen]
         from_send = [seen[p] - sent for p, sent, _ in puts if p in seen]
         from_answer = [seen[p] - answered for p, _, answered in puts if p in seen]
-        proc, port = serve(db_url, workers, tmp)
-        try:
-            load(port, 1, clients, f"warm{time.time_ns()}")
-            plain = load(port, seconds, clients, f"p{time.time_ns()}")
-        finally:
-            proc.terminate()
-            proc.wait()
         print(f"[{backend}] {len(puts)} changes by {clients} clients against {workers} workers, {len(missing)} not notified")
         print(f"[{backend}] PUT sent -> notification received: {percentiles(from_send)}")
         print(f"[{backend}] 201 answered -> notification received: {percentiles(from_answer)}")
-        with_rate, without_rate = len(puts) / seconds, len(plain) / seconds
-        print(f"[{backend}] PUT with notifier: {with_rate:.0f} req/s; without: {without_rate:.0f} req/s;"
+        with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
+        print(f"[{backend}] PUT with notifier: {with_rate:.0f} req/s (runs: {', '.join(f'{r:.0f}' for r in rates['with'])});"
+              f" without: {without_rate:.0f} req/s (runs: {', '.join(f'{r:.0f}' for r in rates['without'])});"
               f" ratio {with_rate / without_rate:.3f}")
     finally:
         recorder.terminate()
@@ -191,9 +207,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     for backend in (["sqlite", "mysql"] if args.backend == "both" else [args.backend]):
-        run(backend, args.seconds, args.clients, args.workers)
+        run(backend, args.seconds, args.clients, args.workers, args.rounds)
 
 
 if __name__ == "__main__":

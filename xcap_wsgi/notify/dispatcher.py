@@ -117,7 +117,17 @@ class SinkWorker(threading.Thread):
                 self._wake.clear()
             else:  # waiting for the lease, a target that is down, the database: writes do not hurry it
                 self._stopping.wait(delay)
+        self._last_pass()
         self._release()
+
+    def _last_pass(self) -> None:
+        """On a graceful stop, the holder delivers what is due once more (the rest waits
+        in the outbox for the next process)."""
+        if self._lease_until > time.time():
+            try:
+                self._step()
+            except Exception as exc:
+                log.debug("notify %s: last pass failed: %s", self.sink.name, exc)
 
     def _release(self) -> None:
         if self._lease_until > time.time():

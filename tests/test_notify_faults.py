@@ -21,8 +21,9 @@ from tests.processes import kill_all, spawn
 from tests.recording_rpc import RecordingRPCServer
 from tests.tcpproxy import TCPProxy
 from tests.test_cli import request
+from tests.test_notify import Down
 from xcap_wsgi import XCAPMiddleware
-from xcap_wsgi.notify import ChangeEvent, DeliveryError, NotifySettings
+from xcap_wsgi.notify import NotifySettings
 from xcap_wsgi.storage.mysql import MySQLStorage, parse_mysql_url
 from xcap_wsgi.storage.sqlite import SQLiteStorage
 
@@ -90,22 +91,9 @@ def test_four_workers_deliver_each_event_exactly_once(tmp_path: Path) -> None:
     assert sorted(r.body["params"][0] for r in rpc.requests) == sorted(f"sip:{u}@example.com" for u in users)
 
 
-class Outage:
-    """A callable target that is down (unreachable) until ``up`` is set."""
-
-    def __init__(self) -> None:
-        self.up = threading.Event()
-        self.events: list[ChangeEvent] = []
-
-    def __call__(self, event: ChangeEvent) -> None:
-        if not self.up.is_set():
-            raise DeliveryError("connection refused", target_down=True)
-        self.events.append(event)
-
-
 def test_a_target_down_for_a_minute_under_writes_gets_every_event_in_order(tmp_path: Path) -> None:
     storage = SQLiteStorage(str(tmp_path / "xcap.db"))
-    target = Outage()
+    target = Down()
     rpc = RecordingRPCServer(error_style="kamailio")
     rpc.stop()
     settings = NotifySettings(targets=(target, "kamailio+" + rpc.url), backoff_cap=2.0, poll_interval=0.05)
@@ -165,7 +153,7 @@ def test_a_database_outage_loses_no_event_and_delivery_resumes(proxied_mysql: tu
                                                               mysql_table: str) -> None:
     proxy, url = proxied_mysql
     storage = MySQLStorage(url, mysql_table)
-    target = Outage()
+    target = Down()
     app = XCAPMiddleware(None, storage=storage, notify=NotifySettings(targets=(target,), backoff_cap=0.5))
     assert app.notifier is not None
     storage.ensure_schema()

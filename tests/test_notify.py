@@ -396,3 +396,16 @@ def test_a_target_that_is_down_is_probed_with_one_document_only(make_app: Any) -
     finally:
         worker.stop()
     assert [e.doc_uri for e in target.events] == uris
+
+
+def test_observe_counts_each_outcome_per_target(make_app: Any, recorder: Recorder) -> None:
+    counts: list[tuple[str, str, int]] = []
+    recorder.fail = 1
+    app = make_app(recorder, observe=lambda sink, outcome, n: counts.append((sink, outcome, n)))
+    Client(app).put(RL_URI, data=RESOURCE_LISTS, content_type=RL_MIME)
+    recorder.wait(1)
+    deadline = time.time() + 5
+    while len(counts) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    name = "callable:tests.test_notify.Recorder"
+    assert counts == [(name, "retried", 1), (name, "delivered", 1)]

@@ -92,6 +92,7 @@ class SinkWorker(threading.Thread):
         self._executor: ThreadPoolExecutor | None = None
         self._wakeable = False
         self._lease_tried = 0.0
+        self._db_down = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -105,8 +106,14 @@ class SinkWorker(threading.Thread):
             self._wakeable = False
             try:
                 delay = self._step()
+                if self._db_down:
+                    self._db_down = False
+                    log.info("notify %s: the database is back, delivery resumes", self.sink.name)
             except StorageUnavailable as exc:
-                log.warning("notify %s: database unavailable, delivery resumes when it is back: %s", self.sink.name, exc)
+                if not self._db_down:  # once per outage, not once a second
+                    log.warning("notify %s: database unavailable, delivery resumes when it is back: %s",
+                                self.sink.name, exc)
+                self._db_down = True
                 self._lease_until = 0.0
                 delay = DB_RETRY_S
             except Exception:
@@ -180,7 +187,7 @@ class SinkWorker(threading.Thread):
             self._wakeable = True
             return wait
         outcomes = [self._attempt(due[0])]
-        if outcomes[0][1] is None or not outcomes[0][1].target_down:
+        if (outcomes[0][1] is None or not outcomes[0][1].target_down) and self._holding():
             outcomes += self._pool().map(self._attempt, due[1:]) if len(due) > 2 else map(self._attempt, due[1:])
         self.outbox.delivered([row.id for group, error in outcomes if error is None for row in group])
         self._count("delivered", sum(len(group) for group, error in outcomes if error is None))

@@ -7,6 +7,8 @@
 import multiprocessing
 import os
 
+from xcap_wsgi.notify import post_worker_init, worker_exit  # noqa: F401  (gunicorn hooks: --notify delivery)
+
 bind = os.environ.get("XCAP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("XCAP_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = "sync"  # nginx buffers slow clients; sync workers are the fastest here

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from tests.docs import MINIMAL, RL_MIME, counter_doc
 from tests.processes import kill_all, spawn
 from tests.recording_rpc import RecordingRPCServer
 from tests.tcpproxy import TCPProxy
-from tests.test_cli import request
+from tests.test_cli import free_port, request
 from tests.test_notify import Down
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.notify import NotifySettings
@@ -70,6 +72,30 @@ def test_events_committed_before_every_process_is_sigkilled_are_delivered_after_
     assert sorted(json.dumps(r.body["params"]) for r in requests) == sorted(
         json.dumps([f"sip:{user}@example.com", "presence"]) for user in users)
     assert {r.body["method"] for r in requests} == {"presence.updateWatchers"}
+
+
+def test_gunicorn_with_the_deploy_conf_delivers_leftovers_before_any_request(tmp_path: Path) -> None:
+    rpc = RecordingRPCServer(error_style="kamailio")
+    rpc.stop()
+    port, proc = spawn(tmp_path, "--notify", "kamailio+" + rpc.url)
+    try:
+        for user in ("left1", "left2"):
+            assert request(port, "PUT", rules_uri(user), RULES, {"Content-Type": RULES_MIME})[0] == 201
+    finally:
+        kill_all(proc)
+    rpc.start()
+    conf = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+    env = {**os.environ, "XCAP_DB_URL": "sqlite:///xcap.db", "XCAP_NOTIFY": "kamailio+" + rpc.url,
+           "XCAP_BIND": f"127.0.0.1:{free_port()}", "XCAP_WORKERS": "2"}
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(conf), "xcap_wsgi:create_app()"],
+                                    cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        requests = rpc.wait_for(2, timeout=15)
+    finally:
+        kill_all(gunicorn)
+        rpc.stop()
+    assert sorted(r.body["params"][0] for r in requests) == ["sip:left1@example.com", "sip:left2@example.com"]
 
 
 def test_four_workers_deliver_each_event_exactly_once(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from xcap_wsgi import __version__
+from xcap_wsgi import __version__, notify
 from xcap_wsgi.auth import MODES, SubscriberStore
 from xcap_wsgi.config import ENVIRONMENT, convert, settings_from_env
 from xcap_wsgi.middleware import XCAPMiddleware
@@ -199,10 +199,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("proc_name", "xcap-wsgi")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24; unused here
                 self.cfg.set("control_socket_disable", True)
-            if app.notifier is not None:  # deliver from every worker at once, not after its first request
-                notifier = app.notifier
-                self.cfg.set("post_worker_init", lambda worker: notifier.ensure_running())
-                self.cfg.set("worker_exit", lambda server, worker: notifier.stop())
+            self.cfg.set("post_worker_init", notify.post_worker_init)
+            self.cfg.set("worker_exit", notify.worker_exit)
 
         def load(self) -> XCAPMiddleware:
             return app

@@ -13,7 +13,9 @@ The middleware does all of this when given ``notify=``: every committed write st
 transaction, and a background thread per target delivers it (at least once, in commit
 order per document). Targets: ``kamailio+http(s)://host:port/RPC`` (Kamailio jsonrpcs),
 ``opensips+http(s)://host:port/mi`` (OpenSIPS mi_http), ``sip:host[:port][;transport=udp|tcp]``
-(PUBLISH of xcap-diff, RFC 5874) or a Python callable taking the event.
+(PUBLISH of xcap-diff, RFC 5874) or a Python callable taking the event. Under gunicorn,
+:func:`post_worker_init` and :func:`worker_exit` (``deploy/gunicorn.conf.py`` and
+``xcap-wsgi serve`` use them) start delivery with each worker and stop it cleanly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from xcap_wsgi.notify.dispatcher import DeliveryPolicy, SinkWorker, process_owner
 from xcap_wsgi.notify.events import ChangeEvent
@@ -31,7 +33,8 @@ from xcap_wsgi.notify.sinks.base import DeliveryError, Sink
 from xcap_wsgi.storage import Storage
 from xcap_wsgi.storage.dbapi import DBAPIStorage
 
-__all__ = ["ChangeEvent", "DeliveryError", "Notifier", "NotifySettings", "Sink", "Target", "make_sink"]
+__all__ = ["ChangeEvent", "DeliveryError", "Notifier", "NotifySettings", "Sink", "Target", "make_sink",
+           "post_worker_init", "worker_exit"]
 
 log = logging.getLogger("xcap_wsgi.notify")
 
@@ -145,3 +148,18 @@ class Notifier:
             worker.stop()
         for worker in workers:
             worker.join(timeout)
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn hook: start delivering as soon as a worker is up, not at its first request
+    (so that events left by a crashed worker go out even when no client calls)."""
+    notifier = getattr(getattr(worker, "wsgi", None), "notifier", None)
+    if isinstance(notifier, Notifier):
+        notifier.ensure_running()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: stop delivering cleanly (one last pass; the rest stays in the outbox)."""
+    notifier = getattr(getattr(worker, "wsgi", None), "notifier", None)
+    if isinstance(notifier, Notifier):
+        notifier.stop()

@@ -38,7 +38,7 @@ def assert_no_body_with_etag(resp, status: str) -> str:
     assert resp.status == status
     etag = resp.headers["ETag"]
     assert ETAG.match(etag)
-    assert sorted(resp.headers.keys()) == ["Content-Length", "ETag"]
+    assert sorted(resp.headers.keys()) == ["Content-Length", "ETag", "X-Request-ID"]
     assert resp.headers["Content-Length"] == "0"
     assert resp.data == b""
     return etag
@@ -74,7 +74,9 @@ def test_get_returns_stored_bytes_exactly(client: Client, body: bytes) -> None:
     etag = put(client, body).headers["ETag"]
     resp = client.get(RL_URI)
     assert resp.status == "200 OK"
-    assert dict(resp.headers) == {
+    headers = dict(resp.headers)
+    assert re.fullmatch("[0-9a-f]{12}", headers.pop("X-Request-ID"))
+    assert headers == {
         "Content-Type": RL_MIME,
         "ETag": etag,
         "Cache-Control": "no-cache",

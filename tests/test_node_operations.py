@@ -6,6 +6,8 @@ what a client sees: status, headers, bodies, ETags and the stored bytes afterwar
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from werkzeug.test import Client
 
@@ -45,7 +47,9 @@ def stored(client: Client) -> bytes:
 def test_get_element_returns_its_original_bytes(client: Client, etag: str) -> None:
     resp = client.get(BOB)
     assert resp.status == "200 OK"
-    assert dict(resp.headers) == {"Content-Type": EL, "ETag": etag, "Cache-Control": "no-cache", "Content-Length": "73"}
+    headers = dict(resp.headers)
+    assert re.fullmatch("[0-9a-f]{12}", headers.pop("X-Request-ID"))
+    assert headers == {"Content-Type": EL, "ETag": etag, "Cache-Control": "no-cache", "Content-Length": "73"}
     assert resp.data == b'<entry uri="sip:bob@example.com"><display-name>Bob</display-name></entry>'
 
 

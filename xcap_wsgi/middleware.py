@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from xcap_wsgi import operations
+from xcap_wsgi.access import AccessLog, Request
 from xcap_wsgi.auth import authorize, make_authenticator
 from xcap_wsgi.auth.credentials import CredentialLookup
 from xcap_wsgi.auth.digest import DEFAULT_ALGORITHMS
+from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.conditions import Preconditions
 from xcap_wsgi.errors import (
     BadRequest,
@@ -47,7 +48,6 @@ from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
 
 log = logging.getLogger("xcap_wsgi")
-access_log = logging.getLogger("xcap_wsgi.access")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -57,11 +57,6 @@ DEFAULT_BUF_SIZE = 1024 * 1024
 #: The ``doc`` column is a MEDIUMBLOB: 16 MiB - 1.
 MAX_BUF_SIZE = 16 * 1024 * 1024 - 1
 READ_CHUNK = 64 * 1024
-
-
-def request_id() -> str:
-    """A short random id naming one request in the log lines written about it."""
-    return secrets.token_hex(6)
 
 
 def base_url(environ: dict[str, Any]) -> str:
@@ -113,6 +108,7 @@ class XCAPMiddleware:
         digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         notify: Sequence[Target] | NotifySettings = (),
         notify_max_attempts: int | None = None,
+        log_format: str = "text",
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -133,6 +129,7 @@ class XCAPMiddleware:
             nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms,
         )
         self.notifier = make_notifier(self.storage, notify, notify_max_attempts)
+        self.access = AccessLog(Networks(trusted_proxies), log_format)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -141,31 +138,33 @@ class XCAPMiddleware:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "")
+        request = self.access.begin(environ, method, path)
         if self.notifier is not None:
             self.notifier.ensure_running()
+        sent: list[str] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Request-ID", request.id))
+            sent.append(status)
+            return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+
         try:
-            response = self.handle(environ)
+            response = self.handle(environ, request)
         except XCAPError as exc:
-            self._log(method, path, exc.code)
-            return exc(environ, start_response)
+            body = exc(environ, start)
         except StorageUnavailable as exc:
-            log.error("request %s: %s %r: database unavailable: %s", request_id(), method, path, exc)
-            return ServiceUnavailable()(environ, start_response)
+            log.error("request %s: %s %r: database unavailable: %s", request.id, method, path, exc)
+            body = ServiceUnavailable()(environ, start)
         except Exception:
-            rid = request_id()
-            log.exception("request %s: %s %r failed", rid, method, path)
-            return InternalError(f"internal error (request id {rid})")(environ, start_response)
-        self._log(method, path, response.status)
-        start_response(response.status, response.headers)
-        return [b""] if method == "HEAD" else [response.body]
+            log.exception("request %s: %s %r failed", request.id, method, path)
+            body = InternalError(f"internal error (request id {request.id})")(environ, start)
+        else:
+            start(response.status, response.headers)
+            body = [b""] if method == "HEAD" else [response.body]
+        self.access.end(request, sent[-1], sum(len(chunk) for chunk in body))
+        return body
 
-    @staticmethod
-    def _log(method: str, path: str, status: object) -> None:
-        """One line per XCAP request, with its id (nothing is spent when the logger is off)."""
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info("request %s: %s %r -> %s", request_id(), method, path, str(status).split(" ", 1)[0])
-
-    def handle(self, environ: dict[str, Any]) -> operations.Response:
+    def handle(self, environ: dict[str, Any], request: Request | None = None) -> operations.Response:
         """Route one XCAP request (RFC 4825 §8 order: URI, authentication and
         authorization, node selector, then the method)."""
         method = environ["REQUEST_METHOD"]
@@ -173,6 +172,8 @@ class XCAPMiddleware:
         if method in ("PUT", "DELETE"):
             operations.check_writable(uri)
         identity = self.authenticator.authenticate(environ, uri) if self.authenticator else None
+        if request is not None and identity is not None and identity.user:
+            request.user = f"{identity.user}@{identity.domain}" if identity.domain else identity.user
         authorize(identity, uri, method)
         selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)

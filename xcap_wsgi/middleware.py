@@ -43,6 +43,7 @@ from xcap_wsgi.errors import (
     ServiceUnavailable,
     XCAPError,
 )
+from xcap_wsgi.health import HealthCheck
 from xcap_wsgi.notify import Notifier, NotifySettings, Target
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
@@ -109,6 +110,7 @@ class XCAPMiddleware:
         notify: Sequence[Target] | NotifySettings = (),
         notify_max_attempts: int | None = None,
         log_format: str = "text",
+        health_path: str | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -130,9 +132,12 @@ class XCAPMiddleware:
         )
         self.notifier = make_notifier(self.storage, notify, notify_max_attempts)
         self.access = AccessLog(Networks(trusted_proxies), log_format)
+        self.health = None if health_path is None else HealthCheck(self.storage, health_path)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if self.health is not None and path == self.health.path:
+            return self.health(environ, start_response)
         if not self.root.contains(path):
             if self.app is None:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)

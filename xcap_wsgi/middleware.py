@@ -35,6 +35,7 @@ from xcap_wsgi.auth.credentials import CredentialLookup
 from xcap_wsgi.auth.digest import DEFAULT_ALGORITHMS
 from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.conditions import Preconditions
+from xcap_wsgi.cors import CORS
 from xcap_wsgi.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -111,6 +112,7 @@ class XCAPMiddleware:
         notify_max_attempts: int | None = None,
         log_format: str = "text",
         health_path: str | None = None,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -133,6 +135,7 @@ class XCAPMiddleware:
         self.notifier = make_notifier(self.storage, notify, notify_max_attempts)
         self.access = AccessLog(Networks(trusted_proxies), log_format)
         self.health = None if health_path is None else HealthCheck(self.storage, health_path)
+        self.cors = CORS(cors_origins) if cors_origins else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -143,6 +146,8 @@ class XCAPMiddleware:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "")
+        if self.cors is not None and self.cors.is_preflight(environ):
+            return self.cors.preflight(environ, start_response)
         request = self.access.begin(environ, method, path)
         if self.notifier is not None:
             self.notifier.ensure_running()
@@ -150,6 +155,8 @@ class XCAPMiddleware:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers.append(("X-Request-ID", request.id))
+            if self.cors is not None:
+                headers.extend(self.cors.headers(environ))
             sent.append(status)
             return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
 

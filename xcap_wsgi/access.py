@@ -50,6 +50,7 @@ class Request:
     client: str
     started: float = field(default_factory=time.perf_counter)
     user: str | None = None
+    auid: str = ""
 
 
 class AccessLog:
@@ -68,11 +69,13 @@ class AccessLog:
         client = client_address(environ, self.trusted_proxies) if self.trusted_proxies else remote
         return Request(rid, method, path, client)
 
-    def end(self, request: Request, status: str, size: int) -> None:
+    def end(self, request: Request, status: str, size: int) -> float:
+        """Write the access line; the request's duration in seconds."""
+        seconds = time.perf_counter() - request.started
         if not access_log.isEnabledFor(logging.INFO):
-            return
+            return seconds
         code = status.split(" ", 1)[0]
-        duration = (time.perf_counter() - request.started) * 1000
+        duration = seconds * 1000
         if self.json:
             access_log.info(json.dumps({
                 "id": request.id, "client": request.client, "user": request.user, "method": request.method,
@@ -81,3 +84,4 @@ class AccessLog:
         else:
             access_log.info("request %s: %s %s %s %r -> %s %d bytes %.1f ms", request.id, request.client or "-",
                             request.user or "-", request.method, request.path, code, size, duration)
+        return seconds

@@ -45,6 +45,7 @@ from xcap_wsgi.errors import (
     XCAPError,
 )
 from xcap_wsgi.health import HealthCheck
+from xcap_wsgi.metrics import Metrics
 from xcap_wsgi.notify import Notifier, NotifySettings, Target
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
@@ -71,9 +72,10 @@ class InternalError(XCAPError):
     code = 500
 
 
-def make_notifier(storage: Storage, notify: Sequence[Target] | NotifySettings,
-                  max_attempts: int | None) -> Notifier | None:
-    """The notifier for ``notify`` (None without targets: nothing extra is written)."""
+def make_notifier(storage: Storage, notify: Sequence[Target] | NotifySettings, max_attempts: int | None,
+                  observe: Callable[[str, str, int], None] | None = None) -> Notifier | None:
+    """The notifier for ``notify`` (None without targets: nothing extra is written);
+    ``observe`` counts outcomes unless the settings name their own."""
     if isinstance(notify, NotifySettings):
         if max_attempts is not None:
             raise ValueError("pass notify_max_attempts inside NotifySettings, not beside it")
@@ -82,6 +84,8 @@ def make_notifier(storage: Storage, notify: Sequence[Target] | NotifySettings,
         settings = NotifySettings(targets=notify)  # type: ignore[arg-type]  # checked there
         if max_attempts is not None:
             settings = dataclasses.replace(settings, max_attempts=max_attempts)
+    if observe is not None and settings.observe is None:
+        settings = dataclasses.replace(settings, observe=observe)
     return Notifier(storage, settings) if settings.targets else None
 
 
@@ -113,6 +117,7 @@ class XCAPMiddleware:
         log_format: str = "text",
         health_path: str | None = None,
         cors_origins: Sequence[str] = (),
+        metrics_path: str | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -132,7 +137,13 @@ class XCAPMiddleware:
             allow_basic_over_http=allow_basic_over_http, upstream_header=upstream_header,
             nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms,
         )
-        self.notifier = make_notifier(self.storage, notify, notify_max_attempts)
+        readers = Networks([*trusted_peers, *trusted_proxies])
+        self.metrics = None if metrics_path is None else Metrics(
+            metrics_path, lambda environ: self.authenticator is None or readers.contains(str(environ.get("REMOTE_ADDR", ""))))
+        self.notifier = make_notifier(self.storage, notify, notify_max_attempts,
+                                      None if self.metrics is None else self.metrics.notification)
+        if self.metrics is not None and self.notifier is not None:
+            self.metrics.outbox = self.notifier.outbox
         self.access = AccessLog(Networks(trusted_proxies), log_format)
         self.health = None if health_path is None else HealthCheck(self.storage, health_path)
         self.cors = CORS(cors_origins) if cors_origins else None
@@ -141,6 +152,8 @@ class XCAPMiddleware:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         if self.health is not None and path == self.health.path:
             return self.health(environ, start_response)
+        if self.metrics is not None and path == self.metrics.path:
+            return self.metrics(environ, start_response)
         if not self.root.contains(path):
             if self.app is None:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
@@ -166,6 +179,8 @@ class XCAPMiddleware:
             body = exc(environ, start)
         except StorageUnavailable as exc:
             log.error("request %s: %s %r: database unavailable: %s", request.id, method, path, exc)
+            if self.metrics is not None:
+                self.metrics.db_errors.inc()
             body = ServiceUnavailable()(environ, start)
         except Exception:
             log.exception("request %s: %s %r failed", request.id, method, path)
@@ -173,7 +188,9 @@ class XCAPMiddleware:
         else:
             start(response.status, response.headers)
             body = [b""] if method == "HEAD" else [response.body]
-        self.access.end(request, sent[-1], sum(len(chunk) for chunk in body))
+        seconds = self.access.end(request, sent[-1], sum(len(chunk) for chunk in body))
+        if self.metrics is not None:
+            self.metrics.request(method, request.auid, sent[-1], seconds)
         return body
 
     def handle(self, environ: dict[str, Any], request: Request | None = None) -> operations.Response:
@@ -181,6 +198,8 @@ class XCAPMiddleware:
         authorization, node selector, then the method)."""
         method = environ["REQUEST_METHOD"]
         uri = parse_cached(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        if request is not None:
+            request.auid = uri.auid
         if method in ("PUT", "DELETE"):
             operations.check_writable(uri)
         identity = self.authenticator.authenticate(environ, uri) if self.authenticator else None

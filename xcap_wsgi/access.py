@@ -85,3 +85,24 @@ class AccessLog:
             access_log.info("request %s: %s %s %s %r -> %s %d bytes %.1f ms", request.id, request.client or "-",
                             request.user or "-", request.method, request.path, code, size, duration)
         return seconds
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """Give xcap-wsgi's loggers a stderr handler when the application configured none
+    (under gunicorn nothing does, and Python would print warnings bare and drop INFO).
+    With ``json`` the access lines go out as they are, one JSON object per line."""
+    package = logging.getLogger("xcap_wsgi")
+    if not logging.getLogger().handlers and not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+    if log_format == "json" and not access_log.handlers:
+        lines = logging.StreamHandler()
+        lines.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(lines)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False

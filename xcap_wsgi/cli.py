@@ -9,24 +9,34 @@
     xcap-wsgi initdb --db-url mysql://kamailio:secret@127.0.0.1/kamailio
     xcap-wsgi user add sip:alice@example.com --password secret
 
-Every flag defaults to its environment variable (see :mod:`xcap_wsgi.config`).
+Every flag defaults to its environment variable (see :mod:`xcap_wsgi.config`), read when
+the command runs, so a bad value never breaks ``--help``. Every error is one line on
+stderr naming the flag or variable at fault, exit status 2 (1: the database is
+unreachable), printed before ``serve`` announces itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import getpass
 import ipaddress
 import logging
 import os
+import re
 import secrets
+import socket
+import stat
 import sys
-from collections.abc import Sequence
-from typing import Any
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
-from xcap_wsgi import __version__, notify
+from xcap_wsgi import __version__, metrics, notify
+from xcap_wsgi.access import configure_logging
 from xcap_wsgi.auth import MODES, SubscriberStore
-from xcap_wsgi.config import ENVIRONMENT, convert, settings_from_env
+from xcap_wsgi.config import ENVIRONMENT, convert, named, positive_int, settings_from_env
 from xcap_wsgi.middleware import XCAPMiddleware
 from xcap_wsgi.storage import DEFAULT_DB_URL, StorageUnavailable, open_storage
 from xcap_wsgi.storage.dbapi import DBAPIStorage
@@ -50,8 +60,29 @@ SERVE_FLAGS = {
     "--notify": ("notify", "announce every change to kamailio+http://host:port/RPC, opensips+http://host:port/mi"
                            " or sip:host[:port][;transport=udp|tcp] (repeatable)"),
     "--notify-max-attempts": ("notify_max_attempts", "delivery attempts before an event is marked failed (default 50)"),
+    "--health-path": ("health_path", "URL path answering 200 while the database answers (default: off)"),
+    "--metrics-path": ("metrics_path", "URL path of the Prometheus metrics (default: off; needs xcap-wsgi[metrics])"),
+    "--log-format": ("log_format", "access lines as text or json (default text)"),
+    "--cors-origin": ("cors_origins", "browser origin allowed to use XCAP, scheme://host[:port] (repeatable)"),
 }
-_REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify"}
+_REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify", "cors_origins"}
+#: serve flags that set up the server, not the middleware: keyword -> (variable, default)
+SERVER_ENVIRONMENT = {"bind": ("XCAP_BIND", DEFAULT_BIND), "workers": ("XCAP_WORKERS", "2")}
+BIND_FORMS = "host:port, [IPv6 address]:port, unix:/path or fd://N"
+_HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^\s:\[\]/]+)):(?P<port>[0-9]{1,5})")
+#: where ``--bind`` listens, as gunicorn takes it: (host, port), a unix socket's path, an inherited fd
+Address = tuple[str, int] | str | int
+
+
+class CannotListen(Exception):
+    """The address ``serve`` would listen on is taken or unusable (exit 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
 
 
 def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +92,8 @@ def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_serve(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the standalone XCAP server under gunicorn")
-    serve.add_argument("--bind", default=os.environ.get("XCAP_BIND", DEFAULT_BIND),
-                       help=f"host:port to listen on ($XCAP_BIND; default {DEFAULT_BIND})")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("XCAP_WORKERS", "2")),
-                       help="worker processes ($XCAP_WORKERS; default 2)")
+    serve.add_argument("--bind", help=f"{BIND_FORMS} to listen on ($XCAP_BIND; default {DEFAULT_BIND})")
+    serve.add_argument("--workers", help="worker processes ($XCAP_WORKERS; default 2)")
     _add_storage_flags(serve)
     for flag, (keyword, text) in SERVE_FLAGS.items():
         action = "append" if keyword in _REPEATABLE else "store"
@@ -90,7 +119,7 @@ def _add_user(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xcap-wsgi", description="XCAP server (RFC 4825) for WSGI stacks")
+    parser = Parser(prog="xcap-wsgi", description="XCAP server (RFC 4825) for WSGI stacks")
     parser.add_argument("--version", action="version", version=f"xcap-wsgi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_serve(commands)
@@ -105,46 +134,100 @@ def flag_of(keyword: str) -> str:
     return next((flag for flag, (k, _) in SERVE_FLAGS.items() if k == keyword), "--" + keyword.replace("_", "-"))
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Environment first, flags over it, each converted to its keyword's type."""
+def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """Environment first, flags over it, each converted to its keyword's type; and for
+    every keyword the name the operator set it by (its variable or flag)."""
     settings = settings_from_env()
+    names = {keyword: ENVIRONMENT[keyword] if keyword in settings else flag_of(keyword) for keyword in ENVIRONMENT}
     for keyword in ENVIRONMENT:
         value = getattr(args, keyword, None)
         if value is None:
             continue
+        names[keyword] = flag = flag_of(keyword)
         if isinstance(value, list):
-            settings[keyword] = [item for v in value for item in convert(keyword, v, flag_of(keyword))]
+            settings[keyword] = [item for v in value for item in convert(keyword, v, flag)]
         else:
-            settings[keyword] = convert(keyword, value, flag_of(keyword))
-    return settings
+            settings[keyword] = convert(keyword, value, flag)
+    return settings, names
+
+
+def _server_option(args: argparse.Namespace, keyword: str) -> tuple[str, str]:
+    """A :data:`SERVER_ENVIRONMENT` option's text and the flag or variable it came from."""
+    flag = "--" + keyword
+    variable, default = SERVER_ENVIRONMENT[keyword]
+    if getattr(args, keyword) is not None:
+        return getattr(args, keyword), flag
+    value = os.environ.get(variable, "").strip()
+    return (value, variable) if value else (default, flag)
+
+
+@contextlib.contextmanager
+def storage_errors_reported_once() -> Iterator[None]:
+    """The storage layer logs a warning with each StorageUnavailable it raises (in a running
+    server the log is where an outage shows), and a command reports the error in its own
+    line: while the command uses the database the layer's records are held, and those that
+    repeat the error ending the command are dropped."""
+    storage_log = logging.getLogger("xcap_wsgi.storage")
+    held: list[logging.LogRecord] = []
+    failure: str | None = None
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    storage_log.addFilter(hold)
+    try:
+        yield
+    except StorageUnavailable as exc:
+        failure = str(exc)
+        raise
+    finally:
+        storage_log.removeFilter(hold)
+        for record in held:
+            if failure is None or failure not in record.getMessage():
+                storage_log.handle(record)
 
 
 def cmd_initdb(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    storage = open_storage(settings.get("db_url"), settings.get("xcap_table", "xcap"))
-    if isinstance(storage, DBAPIStorage):
-        storage.enable_outbox(())  # the notifier's tables, ready for --notify
-    storage.ensure_schema()
-    storage.close()
-    print(f"xcap-wsgi: table {settings.get('xcap_table', 'xcap')!r} ready in {storage.description}")
+    settings, names = _settings(args)
+    table = settings.get("xcap_table", "xcap")
+    with named(names):
+        storage = open_storage(settings.get("db_url"), table)
+    try:
+        with storage_errors_reported_once():
+            if isinstance(storage, DBAPIStorage):
+                storage.enable_outbox(())  # the notifier's tables, ready for --notify
+            storage.ensure_schema()
+    finally:
+        storage.close()
+    print(f"xcap-wsgi: table {table!r} ready in {storage.description}")
     return 0
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    url = args.db_url or os.environ.get("XCAP_CREDENTIALS_URL") or os.environ.get("XCAP_DB_URL") or DEFAULT_DB_URL
-    store = SubscriberStore(url, args.table)
+    url, source = next((value, name) for value, name in (
+        (args.db_url, "--db-url"), (os.environ.get("XCAP_CREDENTIALS_URL"), "XCAP_CREDENTIALS_URL"),
+        (os.environ.get("XCAP_DB_URL"), "XCAP_DB_URL"), (DEFAULT_DB_URL, "--db-url")) if value)
+    with named({"db_url": source, "table name": "--table"}):
+        store = SubscriberStore(url, args.table)
+    try:
+        with storage_errors_reported_once():
+            print(_change_account(store, args))
+    finally:
+        store.close()
+    return 0
+
+
+def _change_account(store: SubscriberStore, args: argparse.Namespace) -> str:
     if args.action == "del":
         store.delete_user(args.xui)
-        print(f"xcap-wsgi: deleted {args.xui}")
-        return 0
+        return f"xcap-wsgi: deleted {args.xui}"
     password = args.password or _ask_password()
     if args.action == "add":
         store.add_user(args.xui, password, store_cleartext=args.cleartext)
-        print(f"xcap-wsgi: added {args.xui}")
-    else:
-        store.set_password(args.xui, password, store_cleartext=args.cleartext)
-        print(f"xcap-wsgi: changed the password of {args.xui}")
-    return 0
+        return f"xcap-wsgi: added {args.xui}"
+    store.set_password(args.xui, password, store_cleartext=args.cleartext)
+    return f"xcap-wsgi: changed the password of {args.xui}"
 
 
 def _ask_password() -> str:
@@ -154,60 +237,136 @@ def _ask_password() -> str:
     return first
 
 
-def is_loopback(bind: str) -> bool:
-    """Whether ``--bind`` listens only on this host (loopback or a unix socket)."""
-    if bind.startswith(("unix:", "fd://")):
-        return True
-    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
-    if host == "localhost":
+def parse_bind(bind: str, source: str = "--bind") -> Address:
+    """The address gunicorn listens on for ``bind`` (``source`` names it in the error)."""
+    if bind.startswith("unix:"):
+        if path := re.sub(r"^unix:(//)?", "", bind):
+            return path
+    elif bind.startswith("fd://"):
+        if re.fullmatch("[0-9]+", bind[5:]):
+            return int(bind[5:])
+    elif (match := _HOST_PORT.fullmatch(bind)) and 0 < int(match["port"]) < 65536:
+        if match["host"] is not None:
+            return match["host"], int(match["port"])
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.IPv6Address(match["v6"])), int(match["port"])
+    raise ValueError(f"{source} must be {BIND_FORMS}, got {bind!r}")
+
+
+def check_listen(bind: str, address: Address) -> None:
+    """Bind ``address`` as gunicorn will, then let go, so a taken or unusable address is one
+    line before the banner (gunicorn logs five failed attempts after it, then exits 1)."""
+    try:
+        if isinstance(address, int):
+            if not stat.S_ISSOCK(os.fstat(address).st_mode):
+                raise OSError(errno.ENOTSOCK, f"file descriptor {address} is not a socket")
+        elif isinstance(address, str):
+            _check_unix(address)
+        else:
+            with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is free
+                probe.bind(address)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {bind}: {exc.strerror or exc}") from None
+
+
+def _check_unix(path: str) -> None:
+    """gunicorn replaces an existing socket file, even one a live server listens on."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.bind(path)
+        os.unlink(path)
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            return  # left by a server that is gone
+        except TimeoutError:
+            pass  # a server too busy to accept
+    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+
+
+def is_loopback(address: Address) -> bool:
+    """Whether the server listens only on this host (loopback or a unix socket)."""
+    if not isinstance(address, tuple) or address[0] == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(address[0]).is_loopback
     except ValueError:
         return False
 
 
-def check_exposure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    """Without authentication, anyone who reaches the port reads and writes every document."""
+def check_exposure(bind: str, address: Address, settings: dict[str, Any], allow_unauthenticated: bool) -> list[str]:
+    """Without authentication anyone who reaches the address reads and writes every user's
+    documents (the global tree needs an administrator): refused off loopback unless allowed."""
     if settings.get("auth", "none") != "none":
-        return
-    if not is_loopback(args.bind) and not args.allow_unauthenticated:
-        raise ValueError(f"refusing to serve {args.bind} without authentication: use --auth digest|basic|upstream,"
+        return []
+    if not is_loopback(address) and not allow_unauthenticated:
+        raise ValueError(f"refusing to serve {bind} without authentication: use --auth digest|basic|upstream,"
                          " bind to 127.0.0.1, or pass --allow-unauthenticated")
-    log.warning("authentication is off: anyone who can reach %s reads and writes every document", args.bind)
+    return [f"authentication is off: anyone who can reach {bind} reads and writes every user's documents"]
+
+
+def default_secret(settings: dict[str, Any]) -> list[str]:
+    """Digest without a configured secret signs nonces with a random one."""
+    if settings.get("auth") != "digest" or settings.get("auth_secret"):
+        return []
+    settings["auth_secret"] = secrets.token_hex(32)
+    return ["no XCAP_AUTH_SECRET: digest nonces are signed with a random secret and do not survive a"
+            " restart or reach other hosts"]
+
+
+def shared_metrics_dir() -> None:
+    """prometheus_client's multiprocess mode: every worker writes its counters into one
+    directory, set before the library is first imported (a fresh one unless given)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="xcap-wsgi-metrics-")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    if args.workers < 1:
-        raise ValueError("--workers must be at least 1")
-    settings = _settings(args)
-    check_exposure(args, settings)
-    if settings.get("auth") == "digest" and not settings.get("auth_secret"):
-        settings["auth_secret"] = secrets.token_hex(32)
-        log.warning("no XCAP_AUTH_SECRET: digest nonces are signed with a random secret and do not survive a"
-                    " restart or reach other hosts")
-    app = XCAPMiddleware(None, **settings)
-    app.storage.ensure_schema()
+    bind, bind_source = _server_option(args, "bind")
+    address = parse_bind(bind, bind_source)
+    processes = positive_int(*_server_option(args, "workers"))
+    settings, names = _settings(args)
+    warnings = check_exposure(bind, address, settings, args.allow_unauthenticated) + default_secret(settings)
+    if settings.get("metrics_path"):
+        shared_metrics_dir()
+    configure_logging(str(settings.get("log_format", "text")))
+    with named(names):
+        app = XCAPMiddleware(None, **settings)
+    check_listen(bind, address)
+    with storage_errors_reported_once():
+        app.storage.ensure_schema()
     app.storage.close()  # workers open their own connections after the fork
+    for warning in warnings:
+        log.warning("%s", warning)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", [args.bind])
-            self.cfg.set("workers", args.workers)
+            self.cfg.set("bind", [bind])
+            self.cfg.set("workers", processes)
             self.cfg.set("proc_name", "xcap-wsgi")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24; unused here
                 self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", notify.post_worker_init)
             self.cfg.set("worker_exit", notify.worker_exit)
+            if app.metrics is not None:
+                self.cfg.set("child_exit", metrics.child_exit)
 
         def load(self) -> XCAPMiddleware:
             return app
 
-    host = args.bind if not args.bind.startswith(("unix:", "fd://")) else "localhost"
+    host = bind if isinstance(address, tuple) else "localhost"
     print(f"xcap-wsgi {__version__}: serving XCAP root http://{host}{app.root.path} "
-          f"from {app.storage.description} with {args.workers} worker(s); Ctrl-C stops", flush=True)
+          f"from {app.storage.description} with {processes} worker(s); Ctrl-C stops", flush=True)
     if app.notifier is not None:
         print(f"xcap-wsgi: announcing every change to {', '.join(s.name for s in app.notifier.sinks)}", flush=True)
     Server().run()
@@ -220,9 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"serve": cmd_serve, "initdb": cmd_initdb, "user": cmd_user}
     try:
         return commands[args.command](args)
+    except CannotListen as exc:
+        message, status = str(exc), 2
     except (ValueError, LookupError) as exc:
-        print(f"xcap-wsgi: {'configuration error: ' if args.command != 'user' else ''}{exc}", file=sys.stderr)
-        return 2
+        message, status = f"{'configuration error: ' if args.command != 'user' else ''}{exc}", 2
     except StorageUnavailable as exc:
-        print(f"xcap-wsgi: database unavailable: {exc}", file=sys.stderr)
-        return 1
+        message, status = f"database unavailable: {exc}", 1
+    print(f"xcap-wsgi: {message}", file=sys.stderr)
+    return status

@@ -106,3 +106,9 @@ class _Backlog:
         except Exception as exc:  # a database outage must not break the scrape
             log.debug("outbox backlog not read: %s", exc)
         yield family
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: a finished worker's live gauges leave the multiprocess files."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _prometheus("prometheus_client.multiprocess").mark_process_dead(worker.pid)

@@ -35,6 +35,11 @@ class Retry(Exception):
     """The transaction lost a race with another writer and is replayed from the start."""
 
 
+class TimedOut(Exception):
+    """The database was waited for as long as allowed (busy or lock wait, a read or write
+    that never completed): unavailable at once, never replayed, so no call waits twice."""
+
+
 class DBAPIStorage(Storage):
     """A DB-API 2 backend: one connection per thread (and per process after a fork)."""
 
@@ -74,7 +79,8 @@ class DBAPIStorage(Storage):
 
     @abstractmethod
     def _classify(self, exc: Exception) -> type[Exception] | None:
-        """Retry for a lost race, StorageUnavailable for a dead or busy database, None otherwise."""
+        """Retry for a lost race, TimedOut for a wait that ran out, StorageUnavailable for
+        a dead or busy database, None otherwise."""
 
     @abstractmethod
     def _create_schema(self, cursor: Any) -> None: ...
@@ -107,7 +113,8 @@ class DBAPIStorage(Storage):
         """Run ``work(cursor, *args)`` on this thread's connection.
 
         Replays the whole unit on a lost race, and once on a reused connection that
-        turns out dead (the database restarted while it was idle).
+        turns out dead (the database restarted while it was idle); never after a
+        timeout, which took its full wait already (issue 9).
         """
         for attempt in range(MAX_ATTEMPTS):
             conn, fresh = self._connection()
@@ -122,13 +129,13 @@ class DBAPIStorage(Storage):
                 self._rollback(conn)
                 if kind is Retry:
                     continue
-                if kind is StorageUnavailable:
-                    self.close()
-                    if not fresh and attempt == 0 and not getattr(exc, "after_commit", False):
-                        continue
-                    log.warning("database %s unavailable: %s", self.description, exc)
-                    raise StorageUnavailable(str(exc)) from exc
-                raise
+                if kind is None:
+                    raise
+                self.close()
+                if kind is StorageUnavailable and not fresh and attempt == 0 and not getattr(exc, "after_commit", False):
+                    continue
+                log.warning("database %s unavailable: %s", self.description, exc)
+                raise StorageUnavailable(str(exc)) from exc
         raise StorageUnavailable(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
 
     @staticmethod

@@ -6,6 +6,21 @@ backend writes (kamailio-compat.md): ``doc_uri`` the decoded absolute path, owne
 ``port`` 0. Writes run in READ COMMITTED transactions that lock the row with
 ``SELECT ... FOR UPDATE``; two writers creating the same document race on the unique
 ``doc_uri`` index and the loser replays its transaction, now seeing the row.
+
+Every wait is bounded, so that a database which accepts connections and never answers
+is a 503 with ``Retry-After`` (:class:`StorageUnavailable`) within 10 s, well inside
+gunicorn's worker timeout (issue 9):
+
+- ``CONNECT_TIMEOUT_S`` = 2 s for the TCP connect (a host that drops the SYN);
+- ``READ_TIMEOUT_S`` = 7 s for each read, the handshake's included (a silent server);
+- ``WRITE_TIMEOUT_S`` = 7 s for each write (a server that stopped reading a document);
+- ``LOCK_WAIT_TIMEOUT_S`` = 5 s for ``innodb_lock_wait_timeout``: a writer queued behind
+  a row lock waits this long, then the server answers 1205; the read timeout stays 2 s
+  above it so the client hears that answer instead of cutting the connection.
+
+A timeout (or a 1205) is never replayed on a new connection (:class:`TimedOut`), so a
+database that stops answering costs a call at most one connect and one read timeout:
+2 + 7 = 9 s.
 """
 
 from __future__ import annotations
@@ -16,17 +31,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import StorageUnavailable
-from xcap_wsgi.storage.dbapi import DBAPIStorage, Retry
+from xcap_wsgi.storage.dbapi import DBAPIStorage, Retry, TimedOut
 
 log = logging.getLogger("xcap_wsgi.storage")
 
 #: Server-side errors that mean "lost a race": duplicate key, deadlock.
 RACE_ERRORS = {1062, 1213}
-#: lock wait timeout, too many connections, server shutting down / read-only
-BUSY_ERRORS = {1205, 1040, 1053, 1290, 1836}
+#: lock wait timeout: the full wait is over
+LOCK_WAIT_TIMEOUT = 1205
+#: too many connections, server shutting down / read-only
+BUSY_ERRORS = {1040, 1053, 1290, 1836}
 DUPLICATE_INDEX = 1061
-CONNECT_TIMEOUT_S = 3
-LOCK_WAIT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 7
+WRITE_TIMEOUT_S = 7
+LOCK_WAIT_TIMEOUT_S = 5
 
 
 def parse_mysql_url(url: str) -> dict[str, Any]:
@@ -53,6 +72,18 @@ def parse_mysql_url(url: str) -> dict[str, Any]:
     return args
 
 
+def timed_out(exc: BaseException) -> bool:
+    """Whether a socket timeout lies under ``exc``: PyMySQL reports a read or write that
+    ran out of time as "lost connection" (2013) or "gone away" (2006), the connect as 2003,
+    with the ``TimeoutError`` as the exception's context."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class MySQLStorage(DBAPIStorage):
     placeholder = "%s"
     select_for_update = sql.SELECT_DOC_FOR_UPDATE
@@ -77,6 +108,8 @@ class MySQLStorage(DBAPIStorage):
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            write_timeout=WRITE_TIMEOUT_S,
             init_command=f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}",
         )
         with conn.cursor() as cursor:
@@ -91,6 +124,8 @@ class MySQLStorage(DBAPIStorage):
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code in RACE_ERRORS:
             return Retry
+        if code == LOCK_WAIT_TIMEOUT or timed_out(exc):
+            return TimedOut
         if code in BUSY_ERRORS or isinstance(exc, err.OperationalError | err.InterfaceError | OSError):
             return StorageUnavailable
         return None

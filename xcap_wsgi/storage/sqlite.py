@@ -4,6 +4,10 @@ WAL journaling lets readers proceed while one writer commits; ``BEGIN IMMEDIATE`
 takes the write lock before the row is read, which makes every
 :meth:`~xcap_wsgi.storage.base.Storage.update` atomic across threads and processes;
 the busy timeout makes concurrent writers queue instead of failing.
+
+A writer waits at most ``BUSY_TIMEOUT_S`` (5 s) for the write lock; a database still
+locked then is :class:`StorageUnavailable` (503 with ``Retry-After``) at once, not
+retried on a new connection to wait again (issue 9).
 """
 
 from __future__ import annotations
@@ -14,9 +18,19 @@ from typing import Any
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import StorageUnavailable
-from xcap_wsgi.storage.dbapi import DBAPIStorage
+from xcap_wsgi.storage.dbapi import DBAPIStorage, TimedOut
 
-BUSY_TIMEOUT_S = 10.0
+BUSY_TIMEOUT_S = 5.0
+#: SQLITE_BUSY, SQLITE_LOCKED (primary result codes): the busy timeout ran out
+BUSY_CODES = {5, 6}
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether the busy timeout ran out (``sqlite_errorcode`` is Python 3.11+)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(exc)
+    return (code & 0xFF) in BUSY_CODES
 
 
 class SQLiteStorage(DBAPIStorage):
@@ -63,9 +77,9 @@ class SQLiteStorage(DBAPIStorage):
         cursor.execute("BEGIN IMMEDIATE")
 
     def _classify(self, exc: Exception) -> type[Exception] | None:
-        if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
-            return StorageUnavailable
-        return None
+        if isinstance(exc, sqlite3.OperationalError):
+            return TimedOut if is_busy(exc) else StorageUnavailable
+        return StorageUnavailable if type(exc) is sqlite3.DatabaseError else None
 
     def _create_schema(self, cursor: Any) -> None:
         names = {"t": self.quoted_table, "n": self._index_prefix}

@@ -1,5 +1,6 @@
 """The ``xcap-wsgi`` command: ``serve`` runs the standalone server, ``initdb`` the table,
-``user`` manages accounts in Kamailio's ``subscriber`` table.
+``user`` manages accounts in Kamailio's ``subscriber`` table, ``export``/``import`` move
+every document with its ETag (:mod:`xcap_wsgi.transfer`), ``doc`` provisions one.
 
 ::
 
@@ -8,6 +9,10 @@
         --db-url mysql://kamailio:secret@127.0.0.1/kamailio
     xcap-wsgi initdb --db-url mysql://kamailio:secret@127.0.0.1/kamailio
     xcap-wsgi user add sip:alice@example.com --password secret
+    xcap-wsgi export --db-url sqlite:///xcap.db backup.jsonl
+    xcap-wsgi import --db-url mysql://kamailio:secret@127.0.0.1/kamailio backup.jsonl
+    xcap-wsgi import --from-openxcap mysql://opensips:pw@127.0.0.1/opensips --db-url ...
+    xcap-wsgi doc put pres-rules/users/sip:alice@example.com/index --as sip:alice@example.com --file rules.xml
 
 Every flag defaults to its environment variable (see :mod:`xcap_wsgi.config`), read when
 the command runs, so a bad value never breaks ``--help``. Every error is one line on
@@ -30,12 +35,13 @@ import socket
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, NoReturn
 
-from xcap_wsgi import __version__, metrics, notify
+from xcap_wsgi import __version__, metrics, notify, transfer
 from xcap_wsgi.access import configure_logging
 from xcap_wsgi.auth import MODES, SubscriberStore
+from xcap_wsgi.auth.credentials import parse_account
 from xcap_wsgi.config import ENVIRONMENT, convert, named, positive_int, settings_from_env
 from xcap_wsgi.middleware import XCAPMiddleware
 from xcap_wsgi.storage import DEFAULT_DB_URL, StorageUnavailable, open_storage
@@ -90,14 +96,20 @@ def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xcap-table", help=f"table name (${ENVIRONMENT['xcap_table']}; default xcap)")
 
 
+def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> None:
+    """The :data:`SERVE_FLAGS` named by ``flags``, as serve has them."""
+    for flag in flags:
+        keyword, text = SERVE_FLAGS[flag]
+        action = "append" if keyword in _REPEATABLE else "store"
+        parser.add_argument(flag, dest=keyword, action=action, help=f"{text} (${ENVIRONMENT[keyword]})")
+
+
 def _add_serve(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the standalone XCAP server under gunicorn")
     serve.add_argument("--bind", help=f"{BIND_FORMS} to listen on ($XCAP_BIND; default {DEFAULT_BIND})")
     serve.add_argument("--workers", help="worker processes ($XCAP_WORKERS; default 2)")
     _add_storage_flags(serve)
-    for flag, (keyword, text) in SERVE_FLAGS.items():
-        action = "append" if keyword in _REPEATABLE else "store"
-        serve.add_argument(flag, dest=keyword, action=action, help=f"{text} (${ENVIRONMENT[keyword]})")
+    _add_settings(serve, list(SERVE_FLAGS))
     serve.add_argument("--allow-basic-over-http", dest="allow_basic_over_http", action="store_const", const="true",
                        help="accept Basic credentials over plain HTTP ($XCAP_ALLOW_BASIC_OVER_HTTP)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
@@ -118,6 +130,40 @@ def _add_user(commands: Any) -> None:
         action.add_argument("--table", default="subscriber", help="table name (default subscriber)")
 
 
+def _add_transfer(commands: Any) -> None:
+    export = commands.add_parser("export", help="write every document with its owner, doc_type and ETag to a file")
+    export.add_argument("file", metavar="FILE", help="the export (JSON Lines, see xcap_wsgi.transfer); - for stdout")
+    _add_storage_flags(export)
+    load = commands.add_parser("import", help="store the documents of an export, or of an OpenXCAP database, ETags"
+                                              " kept, no change events; all or nothing")
+    load.add_argument("file", metavar="FILE", nargs="?", help="an export file; - for stdin")
+    load.add_argument("--from-openxcap", metavar="URL", help="migrate OpenXCAP's documents from this database instead")
+    load.add_argument("--openxcap-table", default="xcap", help="OpenXCAP's table ([Database] xcap_table; default xcap)")
+    load.add_argument("--replace", action="store_true", help="overwrite stored documents (default: refuse, write nothing)")
+    _add_storage_flags(load)
+    _add_settings(load, ["--xcap-root"])
+
+
+def _add_doc(commands: Any) -> None:
+    doc = commands.add_parser("doc", help="get, put or delete one document as a user would over HTTP (validation,"
+                                          " ETags, change events)")
+    actions = doc.add_subparsers(dest="action", required=True)
+    for name, text in (("get", "print a document (or node) on stdout"), ("put", "store a document (or node)"),
+                       ("delete", "delete a document (or node)")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("path", metavar="PATH", help="the document URI's path: /xcap-root/pres-rules/users/"
+                                                          "sip:alice@example.com/index, or the part after the root")
+        action.add_argument("--as", dest="user", required=True, metavar="XUI",
+                            help="the user making the request, sip:user@domain; authorized as over HTTP")
+        if name == "put":
+            action.add_argument("--file", required=True, help="the body; - for stdin")
+            action.add_argument("--content-type", help="the body's type (default: the usage's, for a document)")
+        action.add_argument("--base-url", default="http://localhost",
+                            help="scheme://host[:port] clients use, for change events (default http://localhost)")
+        _add_storage_flags(action)
+        _add_settings(action, ["--xcap-root", "--buf-size", "--admin", "--notify", "--notify-max-attempts"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="xcap-wsgi", description="XCAP server (RFC 4825) for WSGI stacks")
     parser.add_argument("--version", action="version", version=f"xcap-wsgi {__version__}")
@@ -126,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     initdb = commands.add_parser("initdb", help="create the xcap table, its indexes and version row when missing")
     _add_storage_flags(initdb)
     _add_user(commands)
+    _add_transfer(commands)
+    _add_doc(commands)
     return parser
 
 
@@ -235,6 +283,140 @@ def _ask_password() -> str:
     if not first or first != getpass.getpass("again: "):
         raise ValueError("the passwords are empty or do not match")
     return first
+
+
+def _progress(line: str) -> None:
+    print(f"xcap-wsgi: {line}", file=sys.stderr, flush=True)
+
+
+def _table(args: argparse.Namespace, existing: bool = False) -> tuple[DBAPIStorage, dict[str, Any], dict[str, str]]:
+    """The xcap table of ``--db-url``/``--xcap-table`` and the settings it came from."""
+    settings, names = _settings(args)
+    with named(names):
+        opener = transfer.existing_table if existing else transfer.open_table
+        return opener(settings.get("db_url"), settings.get("xcap_table", "xcap")), settings, names
+
+
+@contextlib.contextmanager
+def _output(file: str) -> Iterator[IO[bytes]]:
+    """stdout for ``-``; else a file that appears, whole, only once the export is done."""
+    if file == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    path, temporary = os.path.abspath(file), ""
+    try:
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".xcap-export-", delete=False) as out:
+            temporary = out.name
+            yield out
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise transfer.TransferError(f"cannot write {file}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if temporary:
+                os.unlink(temporary)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    storage, _, _ = _table(args, existing=True)
+    try:
+        with storage_errors_reported_once(), _output(args.file) as out:
+            count = transfer.export_documents(storage, out, _progress)
+    finally:
+        storage.close()
+    _progress(f"exported {transfer.plural(count)} from {storage.description}")
+    return 0
+
+
+@contextlib.contextmanager
+def _incoming(args: argparse.Namespace, settings: dict[str, Any], names: dict[str, str]) -> Iterator[Iterable[transfer.Incoming]]:
+    """The documents to import: an export file's, or OpenXCAP's table's."""
+    if args.from_openxcap is None:
+        if args.file == "-":
+            yield transfer.read_export(sys.stdin.buffer)
+            return
+        try:
+            stream = open(args.file, "rb")  # noqa: SIM115  (closed below)
+        except OSError as exc:
+            raise transfer.TransferError(f"cannot read {args.file}: {exc.strerror}") from None
+        with stream:
+            yield transfer.read_export(stream)
+        return
+    with named({**names, "db_url": "--from-openxcap", "xcap_table": "--openxcap-table"}):
+        source = transfer.existing_table(args.from_openxcap, args.openxcap_table)
+        rows = transfer.OpenXCAPRows(source, settings.get("xcap_root", "/xcap-root/"), _progress)
+    try:
+        yield rows
+    finally:
+        source.close()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.from_openxcap is None):
+        raise ValueError("import reads FILE or --from-openxcap URL: give one of them")
+    storage, settings, names = _table(args)
+    try:
+        with storage_errors_reported_once(), _incoming(args, settings, names) as documents:
+            imported = transfer.import_documents(storage, documents, replace=args.replace, report=_progress)
+    finally:
+        storage.close()
+    summary = f"imported {transfer.plural(imported.created + imported.replaced)} into {storage.description}"
+    if imported.replaced:
+        summary += f" ({imported.replaced} replaced)"
+    if isinstance(documents, transfer.OpenXCAPRows) and documents.skipped:
+        summary += f"; skipped {transfer.plural(documents.skipped, 'OpenXCAP row')}"
+    _progress(summary)
+    return 0
+
+
+def cmd_doc(args: argparse.Namespace) -> int:
+    try:
+        parse_account(args.user)
+    except ValueError:
+        raise ValueError(f"--as must be an identity sip:user@domain, got {args.user!r}") from None
+    settings, names = _settings(args)
+    if args.action == "get":
+        settings.pop("notify", None)  # a read announces nothing: no delivery to start
+    body = _body(args.file) if args.action == "put" else b""
+    with named({**names, "base URL": "--base-url"}):
+        transfer.check_base_url(args.base_url)
+        app = transfer.provisioning_app(settings)
+    logging.getLogger("xcap_wsgi.access").setLevel(logging.WARNING)  # one request: its answer says it all
+    try:
+        answer = transfer.request(app, args.action.upper(), args.path, user=args.user, body=body,
+                                  content_type=getattr(args, "content_type", None), base_url=args.base_url,
+                                  answered=_show)
+    finally:
+        app.storage.close()
+    if answer.delivered is False:
+        _progress(f"the change event is not delivered after {transfer.NOTIFY_WAIT_S:g} s; it waits in the outbox"
+                  " for the next process that delivers (xcap-wsgi serve --notify)")
+    return 0 if answer.ok else 1
+
+
+def _show(answer: transfer.Answer) -> None:
+    """The status line and ETag on stderr, then the body: on stdout when it is what was
+    asked for, on stderr when it says what went wrong."""
+    print(f"HTTP/1.1 {answer.status}", file=sys.stderr)
+    if (etag := answer.header("ETag")) is not None:
+        print(f"ETag: {etag}", file=sys.stderr)
+    if not answer.ok:
+        text = answer.body.decode("utf-8", "replace")
+        print(text, end="" if text.endswith("\n") else "\n", file=sys.stderr)
+    elif answer.body:
+        sys.stdout.buffer.write(answer.body)
+        sys.stdout.buffer.flush()
+
+
+def _body(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(file, "rb") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read --file {file}: {exc.strerror}") from None
 
 
 def parse_bind(bind: str, source: str = "--bind") -> Address:
@@ -376,11 +558,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    commands = {"serve": cmd_serve, "initdb": cmd_initdb, "user": cmd_user}
+    commands = {"serve": cmd_serve, "initdb": cmd_initdb, "user": cmd_user, "export": cmd_export,
+                "import": cmd_import, "doc": cmd_doc}
     try:
         return commands[args.command](args)
     except CannotListen as exc:
         message, status = str(exc), 2
+    except transfer.TransferError as exc:
+        message, status = f"{exc}{'; nothing was imported' if args.command == 'import' else ''}", 2
     except (ValueError, LookupError) as exc:
         message, status = f"{'configuration error: ' if args.command != 'user' else ''}{exc}", 2
     except StorageUnavailable as exc:

@@ -1,4 +1,5 @@
-"""What the SQL backends share: per-thread connections and the atomic update loop."""
+"""What the SQL backends share: per-thread connections, the atomic update loop, and the
+bulk paths of export and import (:meth:`DBAPIStorage.dump`, :meth:`DBAPIStorage.load`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 import os
 import threading
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from xcap_wsgi.storage import sql
@@ -40,6 +42,28 @@ class TimedOut(Exception):
     that never completed): unavailable at once, never replayed, so no call waits twice."""
 
 
+class DocumentExists(Exception):
+    """:meth:`DBAPIStorage.load` met a document that is stored already; nothing was written."""
+
+    def __init__(self, doc_uri: str) -> None:
+        super().__init__(f"{doc_uri} exists already")
+        self.doc_uri = doc_uri
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row as :meth:`DBAPIStorage.dump` reads it: its id, owner and type, bytes and ETag."""
+
+    id: int
+    key: DocKey
+    document: Document
+
+
+def _blob(value: Any) -> bytes:
+    """A ``doc`` value as bytes (a foreign table may hold text)."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
 class DBAPIStorage(Storage):
     """A DB-API 2 backend: one connection per thread (and per process after a fork)."""
 
@@ -62,6 +86,7 @@ class DBAPIStorage(Storage):
                 ("insert", sql.INSERT_DOC),
                 ("update", sql.UPDATE_DOC),
                 ("delete", sql.DELETE_DOC),
+                ("dump", sql.SELECT_DUMP),
                 ("version", sql.SELECT_VERSION),
                 ("add_version", sql.INSERT_VERSION),
             )
@@ -211,6 +236,70 @@ class DBAPIStorage(Storage):
     def _owned(self, cursor: Any, username: str, domain: str) -> list[tuple[str, str, int]]:
         cursor.execute(self._sql["owned"], (username, domain))
         return [(uri, etag, int(size)) for uri, etag, size in cursor.fetchall()]
+
+    def dump(self) -> Iterator[StoredRow]:
+        """Every row as stored, ETags included, in id order, read :data:`~.sql.DUMP_BATCH`
+        at a time: memory stays flat and no lock is held, so this is not a snapshot (a
+        document written meanwhile is read as its batch finds it). Nothing is created:
+        LookupError when the table is missing (it may be another program's, e.g. OpenXCAP's)."""
+        if not self.run(self._table_exists):
+            raise LookupError(f"no table {self.table!r} in {self.description}")
+        after = -(2**63)
+        while rows := self.run(self._dump, after):
+            yield from rows
+            after = rows[-1].id
+
+    def _table_exists(self, cursor: Any) -> bool:
+        mysql = self.placeholder == "%s"  # as the outbox tells the dialects apart
+        cursor.execute(sql.MYSQL_TABLE_EXISTS if mysql else sql.SQLITE_TABLE_EXISTS, (self.table,))
+        return bool(cursor.fetchone()[0])
+
+    def _dump(self, cursor: Any, after: int) -> list[StoredRow]:
+        cursor.execute(self._sql["dump"], (after,))
+        return [StoredRow(int(i), DocKey(uri, user, domain, int(doc_type)), Document(_blob(doc), etag))
+                for i, uri, user, domain, doc_type, etag, doc in cursor.fetchall()]
+
+    def load(self, documents: Iterable[tuple[DocKey, Document]], *, replace: bool = False) -> tuple[int, int]:
+        """Store every document with the ETag it comes with, in one transaction: all or none.
+
+        Returns (created, replaced). A document already stored raises DocumentExists
+        unless ``replace``; an exception from ``documents`` aborts the import. No change
+        event is recorded: the rows are restored, not changed by a client. ``documents``
+        is read once, so a transaction that fails after reading it is not replayed
+        (StorageUnavailable: run the import again).
+        """
+        self.ensure_ready()
+        source = iter(documents)
+        begun = False
+
+        def work(cursor: Any) -> tuple[int, int]:
+            nonlocal begun
+            self._begin(cursor)
+            if begun:
+                raise StorageUnavailable("the import was interrupted (a concurrent writer or a lost connection);"
+                                         " nothing was written")
+            begun = True
+            return self._load(cursor, source, replace)
+
+        result: tuple[int, int] = self.run(work)
+        return result
+
+    def _load(self, cursor: Any, documents: Iterator[tuple[DocKey, Document]], replace: bool) -> tuple[int, int]:
+        created = replaced = 0
+        for key, document in documents:
+            cursor.execute(self._sql["lock"], (key.doc_uri,))
+            if cursor.fetchone() is None:
+                cursor.execute(self._sql["insert"], (key.username, key.domain, document.doc, key.doc_type,
+                                                     document.etag, key.doc_uri))
+                created += 1
+            elif replace:
+                cursor.execute(self._sql["update"], (document.doc, document.etag, key.username, key.domain,
+                                                     key.doc_type, key.doc_uri))
+                replaced += 1
+            else:
+                raise DocumentExists(key.doc_uri)
+        self._commit(cursor.connection)
+        return created, replaced
 
     def ensure_schema(self) -> None:
         self.run(self._ensure_schema)

@@ -17,6 +17,13 @@ INSERT_DOC = (
 UPDATE_DOC = "UPDATE {t} SET doc = {p}, etag = {p}, username = {p}, domain = {p}, doc_type = {p} WHERE doc_uri = {p}"
 DELETE_DOC = "DELETE FROM {t} WHERE doc_uri = {p}"
 
+# Export and import (xcap_wsgi.transfer): every row as stored, a batch at a time in id order
+# (every xcap table has the auto-increment ``id``: Kamailio's, OpenXCAP's, ours).
+DUMP_BATCH = 500
+SELECT_DUMP = (
+    f"SELECT id, doc_uri, username, domain, doc_type, etag, doc FROM {{t}} WHERE id > {{p}} ORDER BY id LIMIT {DUMP_BATCH}"
+)
+
 SELECT_VERSION = "SELECT table_version FROM version WHERE table_name = {p}"
 INSERT_VERSION = "INSERT INTO version (table_name, table_version) VALUES ({p}, {p})"
 

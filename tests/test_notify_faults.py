@@ -86,7 +86,7 @@ def test_gunicorn_with_the_deploy_conf_delivers_leftovers_before_any_request(tmp
     rpc.start()
     conf = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
     env = {**os.environ, "XCAP_DB_URL": "sqlite:///xcap.db", "XCAP_NOTIFY": "kamailio+" + rpc.url,
-           "XCAP_BIND": f"127.0.0.1:{free_port()}", "XCAP_WORKERS": "2"}
+           "XCAP_BIND": f"127.0.0.1:{free_port()}", "XCAP_WORKERS": "2", "XCAP_AUTH_SECRET": "s" * 32}
     with (tmp_path / "gunicorn.log").open("wb") as log:
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(conf), "xcap_wsgi:create_app()"],
                                     cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

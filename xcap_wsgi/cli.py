@@ -74,6 +74,11 @@ SERVE_FLAGS = {
 _REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify", "cors_origins"}
 #: serve flags that set up the server, not the middleware: keyword -> (variable, default)
 SERVER_ENVIRONMENT = {"bind": ("XCAP_BIND", DEFAULT_BIND), "workers": ("XCAP_WORKERS", "2")}
+#: how serve's gunicorn takes clients (issue 9, measured with tests/slowclients.py): a gthread
+#: worker gives a connection one of its threads only while a request is read and answered (kept-alive
+#: connections wait in its poller), so a slow client holds a thread, not the worker; 64 threads keep
+#: serve answering while 50 connections trickle their requests, even when all reach one worker.
+SERVER_MODEL = {"worker_class": "gthread", "threads": 64, "keepalive": 5, "timeout": 30, "graceful_timeout": 20}
 BIND_FORMS = "host:port, [IPv6 address]:port, unix:/path or fd://N"
 _HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^\s:\[\]/]+)):(?P<port>[0-9]{1,5})")
 #: where ``--bind`` listens, as gunicorn takes it: (host, port), a unix socket's path, an inherited fd
@@ -536,6 +541,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("bind", [bind])
             self.cfg.set("workers", processes)
             self.cfg.set("proc_name", "xcap-wsgi")
+            for name, value in SERVER_MODEL.items():
+                self.cfg.set(name, value)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24; unused here
                 self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", notify.post_worker_init)

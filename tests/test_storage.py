@@ -213,6 +213,7 @@ def test_sqlite_write_lock_held_too_long_is_503_and_reads_continue(tmp_path: Pat
         blocker.execute("ROLLBACK")
         blocker.close()
     assert client.put(RL_URI, data=RESOURCE_LISTS_TABS, content_type=RL_MIME).status == "200 OK"
+    storage.close()
 
 
 # -- what Kamailio reads ---------------------------------------------------------------------
@@ -316,7 +317,9 @@ def test_mysql_ensure_schema_leaves_existing_tables_alone(mysql_table: str) -> N
 
 def test_sqlite_schema_has_the_same_columns_and_indexes(tmp_path: Path) -> None:
     path = str(tmp_path / "x.db")
-    SQLiteStorage(path).ensure_schema()
+    storage = SQLiteStorage(path)
+    storage.ensure_schema()
+    storage.close()
     conn = sqlite3.connect(path)
     columns = [(r[1], r[2]) for r in conn.execute("PRAGMA table_info(xcap)")]
     indexes = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'"

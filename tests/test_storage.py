@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -351,3 +353,17 @@ def test_mysql_case_insensitive_doc_uri_is_warned_about(mysql_table: str, caplog
         assert any(f"{table}.doc_uri has collation utf8mb4_general_ci" in r.getMessage() for r in caplog.records)
     finally:
         mysql_drop(table)
+
+
+def test_sqlite_connections_are_closed_when_their_thread_ends_or_the_storage_is_dropped(tmp_path: Path) -> None:
+    """Python 3.13 warns about a connection left to the garbage collector; earlier versions pass trivially."""
+    storage = SQLiteStorage(str(tmp_path / "x.db"))
+    worker = threading.Thread(target=storage.get, args=(RL_URI,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        worker.start()
+        worker.join()
+        storage.get(RL_URI)
+        del storage
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []

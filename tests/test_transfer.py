@@ -58,11 +58,12 @@ def seed(path: Path, *documents: tuple[DocKey, Document]) -> None:
 def sqlite_rows(path: Path) -> list[tuple[Any, ...]]:
     """Every row of the file's xcap table (none when there is no table yet)."""
     conn = sqlite3.connect(path)
-    if not conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'xcap'").fetchone()[0]:
-        return []
-    rows = conn.execute(f"SELECT {COLUMNS} FROM xcap ORDER BY id").fetchall()
-    conn.close()
-    return rows
+    try:
+        if not conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'xcap'").fetchone()[0]:
+            return []
+        return conn.execute(f"SELECT {COLUMNS} FROM xcap ORDER BY id").fetchall()
+    finally:
+        conn.close()
 
 
 def mysql_rows(table: str) -> list[tuple[Any, ...]]:
@@ -349,8 +350,9 @@ def test_import_from_openxcap_maps_each_row_onto_our_document_uri_and_doc_type(t
          "55555555555555555555555555555555", 0,
          "/xcap-root/org.openmobilealliance.pres-content/users/sip:jürgen@example.org/oma_status-icon/index", 0),
     ]
-    client = Client(XCAPMiddleware(None, db_url="sqlite:///" + str(tmp_path / "t.db")))
-    migrated = client.get("/xcap-root/pres-rules/users/sip:alice@example.com/index.xml")
+    app = XCAPMiddleware(None, db_url="sqlite:///" + str(tmp_path / "t.db"))
+    migrated = Client(app).get("/xcap-root/pres-rules/users/sip:alice@example.com/index.xml")
+    app.storage.close()
     assert (migrated.status_code, migrated.headers["ETag"], migrated.data) == (
         200, '"0f1e2d3c4b5a69788796a5b4c3d2e1f0"', PRES_RULES)
 

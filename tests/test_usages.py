@@ -41,13 +41,14 @@ from xcap_wsgi.usages.validation import BUILTIN_SCHEMAS, compiled_schema, parse_
 DOCUMENTS = Path(__file__).parent / "documents"
 def _fixtures() -> Path:
     """The shared client fixtures: $XCAP_CLIENT_FIXTURES, else ../shared beside the checkout."""
-    candidates = [os.environ.get("XCAP_CLIENT_FIXTURES", ""),
-                  Path(__file__).resolve().parents[2] / "shared/fixtures/clients", "/work/shared/fixtures/clients"]
-    return next((Path(c) for c in candidates if c and Path(c).is_dir()), Path(candidates[1]))
+    given = os.environ.get("XCAP_CLIENT_FIXTURES")
+    return Path(given) if given else Path(__file__).resolve().parents[2] / "shared/fixtures/clients"
 
 
 FIXTURES = _fixtures()
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not present at {FIXTURES}")
+#: beside the checkout, CI included; a developer without them skips, CI fails
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir() and not os.environ.get("CI"),
+                                    reason=f"client fixtures not present at {FIXTURES}")
 
 ME = "sip:me@example.org"
 RL = "resource-lists"

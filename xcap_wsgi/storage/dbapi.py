@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import threading
+import weakref
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,22 @@ def _blob(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+class _Held:
+    """One thread's connection, closed explicitly when its thread ends or its storage is
+    dropped: Python 3.13 warns about a connection left to the garbage collector."""
+
+    __slots__ = ("__weakref__", "close", "conn", "pid")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.pid = conn, os.getpid()
+        self.close = weakref.finalize(self, _close_quietly, conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # already broken: nothing to release
+        conn.close()
+
+
 class DBAPIStorage(Storage):
     """A DB-API 2 backend: one connection per thread (and per process after a fork)."""
 
@@ -113,10 +130,9 @@ class DBAPIStorage(Storage):
     # -- connections ---------------------------------------------------------------
     def _connection(self) -> tuple[Any, bool]:
         """This thread's connection and whether it was just opened."""
-        local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            return conn, False
+        held = getattr(self._local, "held", None)
+        if held is not None and held.pid == os.getpid():
+            return held.conn, False
         try:
             conn = self._connect()
         except Exception as exc:
@@ -124,15 +140,16 @@ class DBAPIStorage(Storage):
                 raise
             log.warning("cannot connect to %s: %s", self.description, exc)
             raise StorageUnavailable(str(exc)) from exc
-        local.conn, local.pid = conn, os.getpid()
+        self._local.held = _Held(conn)
         return conn, True
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already broken: nothing to release
-                conn.close()
+        """Close this thread's connection now; another thread's closes when that thread
+        ends or this storage is dropped (:class:`_Held`)."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.close()
 
     def run(self, work: Any, *args: Any) -> Any:
         """Run ``work(cursor, *args)`` on this thread's connection.

@@ -52,7 +52,8 @@ class SQLiteStorage(DBAPIStorage):
         return f'"{self.table}"'
 
     def _connect(self) -> Any:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        # one thread uses it; whichever thread drops it closes it (dbapi._Held)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA synchronous=FULL")
         self._use_wal(conn)

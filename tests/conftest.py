@@ -49,6 +49,18 @@ def mysql_drop(table: str) -> None:
     conn.close()
 
 
+def create_ci_xcap_table(table: str) -> None:
+    """Kamailio's ``xcap`` table as kamdbctl creates it on a server whose default collation
+    is case-insensitive (``doc_uri`` ``utf8mb4_general_ci``)."""
+    conn = mysql_connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{table}` (id INT AUTO_INCREMENT PRIMARY KEY, username VARCHAR(64) NOT NULL,"
+                    " domain VARCHAR(64) NOT NULL, doc MEDIUMBLOB NOT NULL, doc_type INT NOT NULL,"
+                    " etag VARCHAR(128) NOT NULL, source INT NOT NULL, doc_uri VARCHAR(255) NOT NULL,"
+                    " port INT NOT NULL, UNIQUE (doc_uri)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci")
+    conn.close()
+
+
 def _has_version(cur: Any) -> bool:
     cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'version'")
     return bool(cur.fetchone()[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MYSQL_URL, mysql_connect, mysql_drop
+from tests.conftest import MYSQL_URL, create_ci_xcap_table, mysql_connect, mysql_drop
 from tests.docs import RESOURCE_LISTS, RL_MIME, RL_URI
 
 COMMAND = [sys.executable, "-m", "xcap_wsgi"]
@@ -243,13 +243,7 @@ def test_unreachable_database_exits_1_with_one_line(tmp_path: Path, args: list[s
 def test_initdb_still_logs_the_storage_warnings_of_a_database_it_reaches(tmp_path: Path) -> None:
     table = f"xcap_cli_ci_{os.getpid()}"
     mysql_drop(table)
-    conn = mysql_connect()
-    with conn.cursor() as cur:  # doc_uri case-insensitive, as on a server whose default collation is _ci
-        cur.execute(f"CREATE TABLE `{table}` (id INT AUTO_INCREMENT PRIMARY KEY, username VARCHAR(64) NOT NULL,"
-                    " domain VARCHAR(64) NOT NULL, doc MEDIUMBLOB NOT NULL, doc_type INT NOT NULL,"
-                    " etag VARCHAR(128) NOT NULL, source INT NOT NULL, doc_uri VARCHAR(255) NOT NULL,"
-                    " port INT NOT NULL, UNIQUE (doc_uri)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci")
-    conn.close()
+    create_ci_xcap_table(table)
     try:
         result = run("initdb", "--db-url", MYSQL_URL, "--xcap-table", table, cwd=tmp_path)
         assert result.returncode == 0

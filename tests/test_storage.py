@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from tests.conftest import MYSQL_URL, mysql_connect, mysql_drop
+from tests.conftest import MYSQL_URL, create_ci_xcap_table, mysql_connect, mysql_drop
 from tests.docs import MINIMAL, PRES_RULES, PRES_RULES_URI, RESOURCE_LISTS, RESOURCE_LISTS_TABS, RL_MIME, RL_URI
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.errors import NotFound
@@ -341,13 +341,7 @@ def test_sqlite_schema_has_the_same_columns_and_indexes(tmp_path: Path) -> None:
 def test_mysql_case_insensitive_doc_uri_is_warned_about(mysql_table: str, caplog: pytest.LogCaptureFixture) -> None:
     table = mysql_table + "_ci"
     mysql_drop(table)
-    conn = mysql_connect()
-    with conn.cursor() as cur:  # as Kamailio's kamdbctl creates it on a server whose default collation is _ci
-        cur.execute(f"CREATE TABLE `{table}` (id INT AUTO_INCREMENT PRIMARY KEY, username VARCHAR(64) NOT NULL,"
-                    " domain VARCHAR(64) NOT NULL, doc MEDIUMBLOB NOT NULL, doc_type INT NOT NULL,"
-                    " etag VARCHAR(128) NOT NULL, source INT NOT NULL, doc_uri VARCHAR(255) NOT NULL,"
-                    " port INT NOT NULL, UNIQUE (doc_uri)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci")
-    conn.close()
+    create_ci_xcap_table(table)
     try:
         MySQLStorage(MYSQL_URL, table).ensure_schema()
         assert any(f"{table}.doc_uri has collation utf8mb4_general_ci" in r.getMessage() for r in caplog.records)

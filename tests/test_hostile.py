@@ -16,7 +16,7 @@ import pytest
 from werkzeug.test import Client
 
 from tests.docs import RESOURCE_LISTS, RL_MIME, RL_URI
-from xcap_wsgi import XCAPMiddleware
+from xcap_wsgi import DEFAULT_BUF_SIZE, XCAPMiddleware
 
 HANG_GUARD_S = 5.0
 EL = "application/xcap-el+xml"
@@ -115,7 +115,7 @@ def test_50_mb_chunked_body_is_413_after_buf_size(stored: Client) -> None:
     stream = EndlessStream()
     status = timed(lambda: put_stream(stored, stream, HTTP_TRANSFER_ENCODING="chunked"))
     assert status == "413 Request Entity Too Large"
-    assert stream.read_total == 1024 * 1024 + 1
+    assert stream.read_total == DEFAULT_BUF_SIZE + 1
 
 
 @pytest.mark.parametrize(

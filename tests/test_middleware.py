@@ -183,9 +183,11 @@ def test_environment_lists_and_booleans_are_converted() -> None:
         "XCAP_AUTH": "digest", "XCAP_TRUSTED_PEERS": "10.0.0.0/8, 192.0.2.7", "XCAP_ALLOW_BASIC_OVER_HTTP": "yes",
         "XCAP_NONCE_LIFETIME": "60", "XCAP_ADMINS": "", "XCAP_DIGEST_ALGORITHMS": "SHA-256,MD5",
         "XCAP_NOTIFY": "kamailio+http://127.0.0.1:5091/RPC, sip:127.0.0.1:5090", "XCAP_NOTIFY_MAX_ATTEMPTS": "7",
+        "XCAP_NODE_CACHE_SIZE": "0",
     }) == {"auth": "digest", "trusted_peers": ["10.0.0.0/8", "192.0.2.7"], "allow_basic_over_http": True,
            "nonce_lifetime": 60, "digest_algorithms": ["SHA-256", "MD5"],
-           "notify": ["kamailio+http://127.0.0.1:5091/RPC", "sip:127.0.0.1:5090"], "notify_max_attempts": 7}
+           "notify": ["kamailio+http://127.0.0.1:5091/RPC", "sip:127.0.0.1:5090"], "notify_max_attempts": 7,
+           "node_cache_size": 0}
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ log = logging.getLogger("xcap_wsgi")
 #: serve flags that set a middleware keyword: flag -> (keyword, help)
 SERVE_FLAGS = {
     "--xcap-root": ("xcap_root", "URL path served as XCAP (default /xcap-root/)"),
-    "--buf-size": ("buf_size", "largest request body in bytes (default 1048576)"),
+    "--buf-size": ("buf_size", "largest request body in bytes (default 4194304)"),
     "--auth": ("auth", f"authentication: {', '.join(MODES)} (default none)"),
     "--auth-secret": ("auth_secret", "secret that signs digest nonces; prefer $XCAP_AUTH_SECRET"),
     "--credentials-url": ("credentials_url", "database of the subscriber table (default: --db-url)"),
@@ -70,6 +70,8 @@ SERVE_FLAGS = {
     "--metrics-path": ("metrics_path", "URL path of the Prometheus metrics (default: off; needs xcap-wsgi[metrics])"),
     "--log-format": ("log_format", "access lines as text or json (default text)"),
     "--cors-origin": ("cors_origins", "browser origin allowed to use XCAP, scheme://host[:port] (repeatable)"),
+    "--node-cache-size": ("node_cache_size", "bytes of documents whose parsed element index each worker keeps"
+                                             " (default 2097152; 0: off)"),
 }
 _REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify", "cors_origins"}
 #: serve flags that set up the server, not the middleware: keyword -> (variable, default)

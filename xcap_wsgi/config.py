@@ -51,8 +51,10 @@ ENVIRONMENT = {
     "metrics_path": "XCAP_METRICS_PATH",
     "log_format": "XCAP_LOG_FORMAT",
     "cors_origins": "XCAP_CORS_ORIGINS",
+    "node_cache_size": "XCAP_NODE_CACHE_SIZE",
 }
 _INTEGERS = {"buf_size", "nonce_lifetime", "notify_max_attempts"}  # all positive
+_SIZES = {"node_cache_size"}  # 0 turns the feature off
 _LISTS = {"trusted_peers", "trusted_proxies", "admins", "digest_algorithms", "notify", "cors_origins"}  # comma-separated
 _BOOLEANS = {"allow_basic_over_http"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -88,11 +90,24 @@ def positive_int(value: str, source: str) -> int:
     return number
 
 
+def byte_count(value: str, source: str) -> int:
+    """A size in bytes where 0 means off."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{source} must be a number of bytes, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{source} must be 0 (off) or more, got {number}")
+    return number
+
+
 def convert(keyword: str, value: str, source: str) -> Any:
     """A setting's text (environment variable or flag named ``source``) as its keyword's
     type, checked by the module that will use it."""
     if keyword in _INTEGERS:
         return positive_int(value, source)
+    if keyword in _SIZES:
+        return byte_count(value, source)
     if keyword in _BOOLEANS:
         if value.lower() not in _TRUE | _FALSE:
             raise ValueError(f"{source} must be true or false, got {value!r}")

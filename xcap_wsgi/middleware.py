@@ -19,6 +19,9 @@ Kamailio's ``xcap_server`` module (``db_url``, ``xcap_table``, ``xcap_root``,
 table of the same database. ``notify`` lists where every committed change is announced
 (:mod:`xcap_wsgi.notify`): Kamailio or OpenSIPS JSON-RPC URLs, a SIP proxy for xcap-diff
 PUBLISH, or callables; or a :class:`~xcap_wsgi.notify.NotifySettings`.
+``node_cache_size`` bounds the bytes of documents whose parsed element index each
+worker keeps for element, attribute and namespace requests (:mod:`xcap_wsgi.parsecache`;
+0 turns it off).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from xcap_wsgi.errors import (
 from xcap_wsgi.health import HealthCheck
 from xcap_wsgi.metrics import Metrics
 from xcap_wsgi.notify import Notifier, NotifySettings, Target
+from xcap_wsgi.parsecache import DEFAULT_MAX_BYTES as DEFAULT_NODE_CACHE_SIZE
+from xcap_wsgi.parsecache import ParseCache
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
 
@@ -54,9 +59,13 @@ log = logging.getLogger("xcap_wsgi")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-#: Default largest request body (and so document), in bytes: 1 MiB holds an address
-#: book of several thousand contacts. Kamailio's 8192 is far too small.
-DEFAULT_BUF_SIZE = 1024 * 1024
+#: Default largest request body (and so document), in bytes: 4 MiB. An address book of
+#: 10 000 contacts is about 1.5 MB, so this holds some 25 000 with room for per-contact
+#: extras, and a 4 MB document; it stays a quarter of the MEDIUMBLOB limit (and of
+#: MariaDB's default max_allowed_packet, 16 MiB). Bodies are read only after
+#: authentication, so unauthenticated clients cannot make a worker hold them.
+#: Kamailio's 8192 is far too small.
+DEFAULT_BUF_SIZE = 4 * 1024 * 1024
 #: The ``doc`` column is a MEDIUMBLOB: 16 MiB - 1.
 MAX_BUF_SIZE = 16 * 1024 * 1024 - 1
 READ_CHUNK = 64 * 1024
@@ -118,6 +127,7 @@ class XCAPMiddleware:
         health_path: str | None = None,
         cors_origins: Sequence[str] = (),
         metrics_path: str | None = None,
+        node_cache_size: int = DEFAULT_NODE_CACHE_SIZE,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -147,6 +157,7 @@ class XCAPMiddleware:
         self.access = AccessLog(Networks(trusted_proxies), log_format)
         self.health = None if health_path is None else HealthCheck(self.storage, health_path)
         self.cors = CORS(cors_origins) if cors_origins else None
+        self.parse_cache = ParseCache(node_cache_size) if node_cache_size else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -209,14 +220,14 @@ class XCAPMiddleware:
         selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)
         if method in operations.READ_METHODS:
-            return operations.get(self.storage, uri, selector, pre, base_url(environ))
+            return operations.get(self.storage, uri, selector, pre, base_url(environ), self.parse_cache)
         root_url = None if self.notifier is None else base_url(environ) + self.root.path
         if method == "PUT":
             body = self.read_body(environ)
             response = operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body,
-                                      self.buf_size, root_url)
+                                      self.buf_size, root_url, self.parse_cache)
         elif method == "DELETE":
-            response = operations.delete(self.storage, uri, selector, pre, root_url)
+            response = operations.delete(self.storage, uri, selector, pre, root_url, self.parse_cache)
         else:
             raise MethodNotAllowed(operations.DOCUMENT_METHODS)
         if self.notifier is not None:

@@ -5,12 +5,18 @@
     document, created = put_node(document, selector, b'<entry uri="sip:b@x"/>', uri)
     document = delete_node(document, selector)
 
+    tree = parse(document)                             # the index, reusable for this document
+    body, mime = get_node(tree, selector)              # no parse: a lookup and a slice
+    new_tree, created = put_node_tree(tree, selector, b'<entry uri="sip:b@x"/>', uri)
+
 Documents are never re-serialised. One expat pass records every element's byte
 range and in-scope namespace bindings; reads slice those bytes and writes splice
 new bytes between them, so every byte outside the addressed node stays as it
 was (N11, D4, pitfalls 11.1-11.3). After a splice the result is parsed again and
 must select exactly the bytes that were put (PE15, PE16, PA6) or nothing at all
-after a delete (D5).
+after a delete (D5); that parse is the new document's :class:`Tree`, so a caller
+that keeps trees (:mod:`xcap_wsgi.parsecache`) never parses the result twice.
+A tree is never changed once built, so threads may share it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 from xml.parsers import expat
 
@@ -52,9 +59,12 @@ Bindings = dict[str | None, str]
 Name = tuple[str | None, str]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Element:
-    """An element's expanded name, prefix, byte range and in-scope bindings."""
+    """An element's expanded name, prefix, byte range and in-scope bindings.
+
+    ``by_name`` indexes the children by expanded name, built on first use, so that a
+    selector step on a tree that is read again and again does not scan every child."""
 
     namespace: str | None
     local: str
@@ -67,10 +77,29 @@ class _Element:
     content_end: int = 0
     end: int = 0
     children: list[_Element] = field(default_factory=list)
+    by_name: dict[Name, list[_Element]] | None = None
 
     @property
     def name(self) -> Name:
         return self.namespace, self.local
+
+    def named(self, name: Name) -> list[_Element]:
+        """The children called ``name``, in document order."""
+        index = self.by_name
+        if index is None:
+            index = {}
+            for child in self.children:
+                index.setdefault((child.namespace, child.local), []).append(child)
+            self.by_name = index  # a benign race: two threads build equal indexes
+        return index.get(name, [])
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A parsed document: its bytes and the element index of one expat pass."""
+
+    document: bytes
+    root: _Element
 
 
 @dataclass(frozen=True)
@@ -120,19 +149,20 @@ class _TreeBuilder:
         raise errors.NotWellFormed(f"entity declarations are not supported (entity {name!r})")
 
     def start(self, qname: str, attributes: list[str]) -> None:
+        # the hot loop of every parse: names are looked up in caches, nothing is sliced
         parent = self.stack[-1] if self.stack else None
         bindings = parent.bindings if parent else {}
         if self.pending:
             merged = {**bindings, **self.pending}
             bindings = {prefix: uri for prefix, uri in merged.items() if uri}
             self.pending = {}
+        document = self.document
         start = self.parser.CurrentByteIndex
-        tag = _TAG_END_RE.match(self.document, start)
-        tag_end = tag.end() if tag else len(self.document)
+        tag = _TAG_END_RE.match(document, start)
+        tag_end = tag.end() if tag else len(document)
         namespace, local, prefix = _split_name(qname)
-        pairs = zip(attributes[::2], attributes[1::2], strict=True)
-        values = {_split_name(name)[:2]: value for name, value in pairs}
-        self_closing = self.document[tag_end - 2 : tag_end] == b"/>"
+        values = {_split_name(attributes[i])[:2]: attributes[i + 1] for i in range(0, len(attributes), 2)}
+        self_closing = document.startswith(b"/>", tag_end - 2)
         element = _Element(namespace, local, prefix, bindings, values, start, tag_end, self_closing)
         (parent.children if parent else self.roots).append(element)
         self.stack.append(element)
@@ -146,8 +176,10 @@ class _TreeBuilder:
             element.end = self.document.index(b">", element.content_end) + 1
 
 
+@lru_cache(maxsize=4096)
 def _split_name(qname: str) -> tuple[str | None, str, str | None]:
-    """expat's ``uri SEP local [SEP prefix]`` into (namespace, local, prefix)."""
+    """expat's ``uri SEP local [SEP prefix]`` into (namespace, local, prefix); the same few
+    names recur in every document, so they are remembered."""
     parts = qname.split(_SEPARATOR)
     if len(parts) == 1:
         return None, parts[0], None
@@ -159,28 +191,41 @@ def _parse(document: bytes) -> _Element:
     return _TreeBuilder(document).parse()
 
 
-def _apply_step(candidates: list[_Element], step: Step) -> list[_Element]:
-    """Name test, then position, then attribute test, left to right (N4, N9)."""
-    found = [c for c in candidates if step.local is None or c.name == (step.namespace, step.local)]
-    if step.position is not None:
-        found = found[step.position - 1 : step.position] if step.position >= 1 else []
-    if step.attr is not None:
-        wanted = (step.attr.namespace, step.attr.local)
-        found = [c for c in found if c.attributes.get(wanted) == step.attr.value]
-    return found
+def parse(document: bytes) -> Tree:
+    """The element index of ``document``; errors.NotWellFormed if it is not well-formed."""
+    return Tree(document, _parse(document))
+
+
+def _tree(document: bytes | Tree) -> Tree:
+    return document if isinstance(document, Tree) else parse(document)
+
+
+def _children(parent: _Element | None, root: _Element, step: Step) -> list[_Element]:
+    """The candidates of ``step`` below ``parent`` (None: the document itself), name test applied."""
+    if parent is None:
+        return [root] if step.local is None or root.name == (step.namespace, step.local) else []
+    return parent.children if step.local is None else parent.named((step.namespace, step.local))
 
 
 def _descend(root: _Element, steps: tuple[Step, ...]) -> tuple[_Element | None, int]:
     """The deepest element reached and how many steps selected exactly one element (N3, N6)."""
     current: _Element | None = None
-    candidates = [root]
     for depth, step in enumerate(steps):
-        found = _apply_step(candidates, step)
+        found = _filter(_children(current, root, step), step)
         if len(found) != 1:
             return current, depth
         current = found[0]
-        candidates = current.children
     return current, len(steps)
+
+
+def _filter(named: list[_Element], step: Step) -> list[_Element]:
+    """Position, then attribute test, over candidates that passed the name test (N4, N9)."""
+    if step.position is not None:
+        named = named[step.position - 1 : step.position] if step.position >= 1 else []
+    if step.attr is not None:
+        wanted = (step.attr.namespace, step.attr.local)
+        named = [c for c in named if c.attributes.get(wanted) == step.attr.value]
+    return named
 
 
 def _select(root: _Element, steps: tuple[Step, ...]) -> _Element:
@@ -224,14 +269,17 @@ def _find_attribute(document: bytes, element: _Element, terminal: AttributeSelec
     return next((a for a in _raw_attributes(document, element) if a.name == wanted), None)
 
 
-def get_node(document: bytes, selector: NodeSelector) -> tuple[bytes, str]:
+def get_node(parsed: bytes | Tree, selector: NodeSelector) -> tuple[bytes, str]:
     """The selected element, attribute or namespace bindings and its MIME type (§8.3).
 
     An element is answered as its original bytes (G3, G4), an attribute as its
     AttValue with its own quotes (G5), ``namespace::*`` per §10 (G6, NB1, NB2).
-    Several matches are as absent as none (N6): errors.NotFound.
+    Several matches are as absent as none (N6): errors.NotFound. Given a :class:`Tree`,
+    nothing is parsed.
     """
-    element = _select(_parse(document), selector.steps)
+    tree = _tree(parsed)
+    document = tree.document
+    element = _select(tree.root, selector.steps)
     terminal = selector.terminal
     if terminal is None:
         return document[element.start : element.end], ELEMENT_MIME
@@ -293,16 +341,21 @@ def put_node(document: bytes, selector: NodeSelector, body: bytes, document_uri:
     fragment (PE5) or AttValue (PA1), and afterwards the request URI must select
     exactly the body (cannot-insert, PE15, PE16, PA6). ``namespace::*`` is read-only (NS1).
     """
+    tree, created = put_node_tree(parse(document), selector, body, document_uri)
+    return tree.document, created
+
+
+def put_node_tree(tree: Tree, selector: NodeSelector, body: bytes, document_uri: str) -> tuple[Tree, bool]:
+    """:func:`put_node` on a parsed document; returns the new document's tree."""
     terminal = selector.terminal
     if isinstance(terminal, NamespaceSelector):
         raise errors.MethodNotAllowed(["GET"])
-    root = _parse(document)
+    document, root = tree.document, tree.root
     if terminal is None:
         new, created, expected = _put_element(document, root, selector, body, document_uri)
     else:
         new, created, expected = _put_attribute(document, root, selector, terminal, body, document_uri)
-    _check_selects(new, selector, expected)
-    return new, created
+    return _check_selects(new, selector, expected), created
 
 
 def _existing_parent(root: _Element, selector: NodeSelector, steps: tuple[Step, ...], document_uri: str) -> _Element:
@@ -329,7 +382,7 @@ def _put_element(
     *parent_steps, last = selector.steps
     parent = _existing_parent(root, selector, tuple(parent_steps), document_uri) if parent_steps else None
     fragment = _read_fragment(body, parent.bindings if parent else {})
-    matches = _apply_step(parent.children if parent else [root], last)
+    matches = _filter(_children(parent, root, last), last)
     if len(matches) == 1:
         return _splice(document, matches[0].start, matches[0].end, fragment.text), False, fragment.text
     if parent is None:
@@ -471,15 +524,18 @@ def _att_value(body: bytes) -> bytes:
     return f'"{_escape(text)}"'.encode()
 
 
-def _check_selects(document: bytes, selector: NodeSelector, expected: bytes) -> None:
-    """After a PUT the request URI must select exactly what was put (I1, PE15, PE16, PA6)."""
-    selected: bytes | None
+def _check_selects(document: bytes, selector: NodeSelector, expected: bytes) -> Tree:
+    """After a PUT the request URI must select exactly what was put (I1, PE15, PE16, PA6);
+    the new document's tree."""
+    selected: bytes | None = None
     try:
-        selected = get_node(document, selector)[0]
+        tree = parse(document)
+        selected = get_node(tree, selector)[0]
     except (errors.NotFound, errors.NotWellFormed):
-        selected = None
+        pass
     if selected != expected:
         raise errors.CannotInsert("afterwards the request URI would not select the body that was put")
+    return tree
 
 
 def delete_node(document: bytes, selector: NodeSelector) -> bytes:
@@ -487,10 +543,16 @@ def delete_node(document: bytes, selector: NodeSelector) -> bytes:
 
     errors.CannotDelete when the request URI would still select something (D5).
     """
+    return delete_node_tree(parse(document), selector).document
+
+
+def delete_node_tree(tree: Tree, selector: NodeSelector) -> Tree:
+    """:func:`delete_node` on a parsed document; returns the new document's tree."""
     terminal = selector.terminal
     if isinstance(terminal, NamespaceSelector):
         raise errors.MethodNotAllowed(["GET"])
-    element = _select(_parse(document), selector.steps)
+    document = tree.document
+    element = _select(tree.root, selector.steps)
     start, end = element.start, element.end
     if terminal is not None:
         attribute = _find_attribute(document, element, terminal)
@@ -499,9 +561,10 @@ def delete_node(document: bytes, selector: NodeSelector) -> bytes:
         start, end = attribute.start, attribute.end
     new = _splice(document, start, end, b"")
     try:
-        get_node(new, selector)
+        after = parse(new)
+        get_node(after, selector)
     except errors.NotFound:
-        return new
+        return after
     except errors.NotWellFormed:
         raise errors.CannotDelete("the root element cannot be deleted; DELETE the document instead") from None
     raise errors.CannotDelete("afterwards the request URI would still select a node")

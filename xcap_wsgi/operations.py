@@ -3,14 +3,16 @@
 Pure request semantics over a :class:`~xcap_wsgi.storage.Storage`: a parsed URI,
 preconditions and a body go in, a :class:`Response` comes out, failures are raised as
 :mod:`xcap_wsgi.errors` exceptions. A document GET is one indexed read and no XML
-parsing; every write is one atomic storage update whose ``change`` function evaluates
-the preconditions against the row it has locked.
+parsing; an element, attribute or namespace GET parses a document at most once per
+ETag (:mod:`xcap_wsgi.parsecache`); every write is one atomic storage update whose
+``change`` function evaluates the preconditions against the row it has locked.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote
 
@@ -23,8 +25,10 @@ from xcap_wsgi.errors import (
     UnsupportedMediaType,
 )
 from xcap_wsgi.generated import generated, is_rls_global_index
-from xcap_wsgi.nodes import delete_node, get_node, put_node
+from xcap_wsgi.nodes import Tree, delete_node_tree, get_node, put_node_tree
+from xcap_wsgi.nodes import parse as parse_tree
 from xcap_wsgi.notify.events import Action, ChangeEvent
+from xcap_wsgi.parsecache import ParseCache
 from xcap_wsgi.selector import (
     AttributeSelector,
     NamespaceSelector,
@@ -79,7 +83,13 @@ def parse_selector(uri: XCAPURI) -> NodeSelector | None:
     """The node selector of ``uri`` with prefixes bound by its ``xmlns()`` query (U15-U17, N9)."""
     if uri.node_selector is None:
         return None
-    return parse_node_selector(uri.node_selector, parse_xmlns_query(uri.query), uri.usage.namespace)
+    return _selector(uri.node_selector, uri.query, uri.usage.namespace)
+
+
+@lru_cache(maxsize=4096)
+def _selector(text: str, query: str, namespace: str) -> NodeSelector:
+    """Parsed selectors are immutable and clients repeat them: remembered (refusals are not)."""
+    return parse_node_selector(text, parse_xmlns_query(query), namespace)
 
 
 def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
@@ -89,9 +99,10 @@ def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
 
 
 def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
-        base_url: str = "") -> Response:
+        base_url: str = "", cache: ParseCache | None = None) -> Response:
     """G1-G8, E8: the stored bytes as they were PUT with the usage's MIME type, or the
-    selected element, attribute or namespace bindings (one parse at most).
+    selected element, attribute or namespace bindings (one parse at most, none when
+    ``cache`` holds the document's tree for its ETag).
     ``base_url`` (scheme and host) prefixes the document URIs of the OMA directory."""
     doc = generated(storage, uri, base_url)
     if doc is None:
@@ -101,7 +112,10 @@ def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
     etag = ("ETag", quoted(doc.etag))
     if not pre.empty and not pre.evaluate(doc.etag):
         return Response("304 Not Modified", [etag, NO_CACHE])
-    body, mime_type = (doc.doc, uri.usage.mime_type) if selector is None else get_node(doc.doc, selector)
+    if selector is None:
+        body, mime_type = doc.doc, uri.usage.mime_type
+    else:
+        body, mime_type = get_node(doc.doc if cache is None else cache.tree(uri.doc_uri, doc), selector)
     return Response(
         "200 OK",
         [("Content-Type", mime_type), etag, NO_CACHE, ("Content-Length", str(len(body)))],
@@ -153,10 +167,26 @@ def change_event(uri: XCAPURI, selector: NodeSelector | None, root_url: str,
     return describe
 
 
+def tree_of(cache: ParseCache | None, uri: XCAPURI, document: Document) -> Tree:
+    """The document's tree: from ``cache`` when it holds this ETag's, else parsed."""
+    return parse_tree(document.doc) if cache is None else cache.tree(uri.doc_uri, document)
+
+
+def remember(cache: ParseCache | None, uri: XCAPURI, etag: str | None, trees: list[Tree]) -> None:
+    """After a node write commits, its result's tree is the document's for the new ETag."""
+    if cache is not None:
+        if etag is None:
+            cache.discard(uri.doc_uri)
+        elif trees:
+            cache.store(uri.doc_uri, etag, trees[-1])
+
+
 def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
-        content_type: str | None, body: bytes, limit: int, root_url: str | None = None) -> Response:
+        content_type: str | None, body: bytes, limit: int, root_url: str | None = None,
+        cache: ParseCache | None = None) -> Response:
     """PD1-PD9, PE1-PE18, PA1-PA7: create (201) or replace (200) a document, element or
-    attribute; the node is spliced into the row locked by the storage transaction.
+    attribute; the node is spliced into the row locked by the storage transaction (into
+    its cached tree when ``cache`` has it: the write parses only its result).
     With ``root_url`` (the absolute XCAP root) the write records a change event."""
     check_node_writable(selector)
     expected = body_content_type(selector, uri.usage.mime_type)
@@ -173,25 +203,28 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
             return body
         if current is None:
             raise NoParent("the document of the parent does not exist")
-        new, created = put_node_in(uri, current.doc, selector, body)
-        if len(new) > limit:
+        tree, created = put_node_in(uri, tree_of(cache, uri, current), selector, body)
+        if len(tree.document) > limit:
             raise PayloadTooLarge(f"the document would grow past the limit (buf_size) of {limit} bytes")
-        uri.usage.validate(new, context)
+        uri.usage.validate(tree.document, context)
         node_action.append("created" if created else "replaced")
-        return new
+        trees.append(tree)
+        return tree.document
 
     node_action: list[Action] = []
+    trees: list[Tree] = []
     describe = None if root_url is None else change_event(uri, selector, root_url, node_action)
     result = storage.update(document_key(uri), change, describe)
     assert result.etag is not None
+    remember(cache, uri, result.etag, trees)
     created = node_action[-1] == "created" if node_action else result.created
     return Response("201 Created" if created else "200 OK", [("ETag", quoted(result.etag)), ("Content-Length", "0")])
 
 
-def put_node_in(uri: XCAPURI, document: bytes, selector: NodeSelector, body: bytes) -> tuple[bytes, bool]:
-    """:func:`nodes.put_node`, with the ``xmlns()`` query kept on the ``<ancestor>`` URI."""
+def put_node_in(uri: XCAPURI, tree: Tree, selector: NodeSelector, body: bytes) -> tuple[Tree, bool]:
+    """:func:`nodes.put_node_tree`, with the ``xmlns()`` query kept on the ``<ancestor>`` URI."""
     try:
-        return put_node(document, selector, body, uri.document_url)
+        return put_node_tree(tree, selector, body, uri.document_url)
     except NoParent as exc:
         if not uri.query or not exc.ancestor or "/~~/" not in exc.ancestor:
             raise
@@ -199,7 +232,7 @@ def put_node_in(uri: XCAPURI, document: bytes, selector: NodeSelector, body: byt
 
 
 def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
-           root_url: str | None = None) -> Response:
+           root_url: str | None = None, cache: ParseCache | None = None) -> Response:
     """D1-D9: remove the document, element or attribute (200); 404 when absent. After a
     node DELETE the document still exists and the 200 carries its new ETag (D8).
     With ``root_url`` the write records a change event."""
@@ -211,12 +244,15 @@ def delete(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: P
             raise NotFound("no such document")
         if selector is None:
             return None
-        new = delete_node(current.doc, selector)
-        uri.usage.validate(new, validation_context(storage, uri))  # V6, D6
-        return new
+        tree = delete_node_tree(tree_of(cache, uri, current), selector)
+        uri.usage.validate(tree.document, validation_context(storage, uri))  # V6, D6
+        trees.append(tree)
+        return tree.document
 
+    trees: list[Tree] = []
     describe = None if root_url is None else change_event(uri, selector, root_url, ["deleted"])
     result = storage.update(document_key(uri), change, describe)
+    remember(cache, uri, result.etag, trees)
     headers = [("Content-Length", "0")]
     if result.etag is not None:
         headers.insert(0, ("ETag", quoted(result.etag)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import http.client
+import hashlib
 import os
 import signal
 import socket
@@ -375,6 +376,24 @@ def test_user_add_passwd_del_manage_the_subscriber_table(tmp_path: Path) -> None
     assert run("user", "del", "sip:alice@example.com", cwd=tmp_path).stdout == "xcap-wsgi: deleted sip:alice@example.com\n"
     gone = run("user", "del", "sip:alice@example.com", cwd=tmp_path)
     assert (gone.returncode, gone.stderr) == (2, "xcap-wsgi: no user alice@example.com\n")
+
+
+@pytest.mark.parametrize(("stdin", "returncode", "stdout", "stderr"), [
+    pytest.param("s3cret\n", 0, "xcap-wsgi: added sip:alice@example.com\n", "", id="first-line"),
+    pytest.param("", 2, "", "xcap-wsgi: no password: give --password, or the password as the first line of"
+                 " standard input\n", id="empty"),
+])
+def test_user_add_without_a_terminal_reads_the_password_from_standard_input(
+    tmp_path: Path, stdin: str, returncode: int, stdout: str, stderr: str
+) -> None:
+    result = subprocess.run([*COMMAND, "user", "add", "sip:alice@example.com"], cwd=tmp_path, input=stdin,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (returncode, stdout, stderr)
+    if returncode == 0:
+        conn = sqlite3.connect(tmp_path / "xcap.db")
+        [(ha1,)] = conn.execute("SELECT ha1 FROM subscriber").fetchall()
+        conn.close()
+        assert ha1 == hashlib.md5(b"alice:example.com:s3cret").hexdigest()
 
 
 def test_serve_digest_across_four_workers_with_urllib(tmp_path: Path) -> None:

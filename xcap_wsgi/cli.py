@@ -286,6 +286,13 @@ def _change_account(store: SubscriberStore, args: argparse.Namespace) -> str:
 
 
 def _ask_password() -> str:
+    """Asked twice on a terminal; otherwise the first line of standard input (a script's
+    ``printf '%s\n' "$PASSWORD" | xcap-wsgi user add ...``), never echoed into a process list."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise ValueError("no password: give --password, or the password as the first line of standard input")
+        return line
     first = getpass.getpass("password: ")
     if not first or first != getpass.getpass("again: "):
         raise ValueError("the passwords are empty or do not match")

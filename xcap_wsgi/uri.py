@@ -92,9 +92,15 @@ def raw_request_path(environ: dict[str, object]) -> str:
             slash = raw.find("/", raw.find("//") + 2) if "//" in raw else -1
             raw = raw[slash:] if slash >= 0 else "/"
         raw = raw.split("?", 1)[0].split("#", 1)[0]
-        if unquote(raw, encoding="latin-1") == decoded:
+        if _latin1_unquoted(raw) == decoded:
             return raw
     return quote(decoded.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
+
+
+@lru_cache(maxsize=4096)
+def _latin1_unquoted(raw: str) -> str:
+    """The request line's path as WSGI decodes it (clients repeat their paths: remembered)."""
+    return unquote(raw, encoding="latin-1")
 
 
 def _decode(text: str, what: str) -> str:

@@ -14,6 +14,7 @@ from werkzeug.test import Client
 
 from tests.docs import RESOURCE_LISTS, RL_MIME, RL_URI
 from xcap_wsgi import XCAPMiddleware
+from xcap_wsgi.access import TEXT_FORMAT
 from xcap_wsgi.storage import Storage, StorageUnavailable
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1"}
@@ -103,3 +104,57 @@ def test_an_unknown_log_format_is_refused(storage: Storage) -> None:
 
 def test_paths_outside_the_root_get_no_request_id(storage: Storage) -> None:
     assert "X-Request-ID" not in Client(XCAPMiddleware(None, storage=storage)).get("/elsewhere").headers
+
+
+@pytest.fixture
+def own_handler() -> Any:
+    """configure_logging on loggers nothing configured, restored afterwards."""
+    from xcap_wsgi.access import access_log, configure_logging
+
+    root, package = logging.getLogger(), logging.getLogger("xcap_wsgi")
+    saved = (root.handlers[:], package.handlers[:], package.level, access_log.handlers[:], access_log.level,
+             access_log.propagate)
+    root.handlers[:] = []
+    package.handlers[:] = []
+    access_log.handlers[:] = []
+
+    def configure(log_format: str) -> Any:
+        kept = root.handlers[:]  # pytest's capture handlers, added again for each test phase
+        root.handlers[:] = []
+        configure_logging(log_format)
+        root.handlers[:] = kept
+        import io
+
+        [handler] = access_log.handlers
+        handler.stream = io.StringIO()
+        return handler
+
+    yield configure
+    root.handlers[:], package.handlers[:], level, access_log.handlers[:], access_level, propagate = saved
+    package.setLevel(level)
+    access_log.setLevel(access_level)
+    access_log.propagate = propagate
+
+
+@pytest.mark.parametrize(("log_format", "pattern"), [
+    pytest.param("text", r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO xcap_wsgi\.access: " + LINE.pattern + "\n",
+                 id="text"),
+    pytest.param("json", r"\{\"id\": \"[0-9a-f]{12}\", .*\"status\": 201, \"bytes\": 0, \"duration_ms\": [\d.]+\}\n",
+                 id="json"),
+])
+def test_configured_access_lines_read_as_the_logging_formatter_writes_them(
+    storage: Storage, own_handler: Any, log_format: str, pattern: str
+) -> None:
+    handler = own_handler(log_format)
+    Client(XCAPMiddleware(None, storage=storage, log_format=log_format)).put(RL_URI, data=RESOURCE_LISTS,
+                                                                               content_type=RL_MIME)
+    logging.getLogger("xcap_wsgi.access").info("from elsewhere")
+    written = handler.stream.getvalue().splitlines(keepends=True)
+    assert len(written) == 2
+    assert re.fullmatch(pattern, written[0])
+    expected_tail = " INFO xcap_wsgi.access: from elsewhere\n" if log_format == "text" else "from elsewhere\n"
+    assert written[1].endswith(expected_tail)
+    if log_format == "text":
+        formatted = logging.Formatter(TEXT_FORMAT).format(logging.makeLogRecord(
+            {"name": "xcap_wsgi.access", "levelname": "INFO", "msg": "x"}))
+        assert len(written[0].split(" INFO ")[0]) == len(formatted.split(" INFO ")[0])  # same timestamp shape

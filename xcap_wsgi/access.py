@@ -14,7 +14,9 @@ logged with it. Lines go to the ``xcap_wsgi.access`` logger at INFO, as text::
 
 or, with ``log_format="json"``, one JSON object per line (``id``, ``client``, ``user``,
 ``method``, ``path``, ``status``, ``bytes``, ``duration_ms``). Nothing is formatted when the
-logger is off.
+logger is off. The handler :func:`configure_logging` installs writes each line itself, in
+the format the logging module would give it: a LogRecord costs more than the rest of a
+document GET (issue 10, ``bench/profile_request.py``).
 """
 
 from __future__ import annotations
@@ -77,17 +79,48 @@ class AccessLog:
         code = status.split(" ", 1)[0]
         duration = seconds * 1000
         if self.json:
-            access_log.info(json.dumps({
+            line = json.dumps({
                 "id": request.id, "client": request.client, "user": request.user, "method": request.method,
                 "path": request.path, "status": int(code), "bytes": size, "duration_ms": round(duration, 3),
-            }, ensure_ascii=False))
+            }, ensure_ascii=False)
         else:
-            access_log.info("request %s: %s %s %s %r -> %s %d bytes %.1f ms", request.id, request.client or "-",
-                            request.user or "-", request.method, request.path, code, size, duration)
+            line = (f"request {request.id}: {request.client or '-'} {request.user or '-'} {request.method}"
+                    f" {request.path!r} -> {code} {size} bytes {duration:.1f} ms")
+        handlers = access_log.handlers
+        if len(handlers) == 1 and type(handlers[0]) is AccessLines and not access_log.propagate:
+            handlers[0].write(line)
+        else:
+            access_log.info("%s", line)
         return seconds
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class AccessLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The access logger's handler from :func:`configure_logging`: :meth:`write` puts out a
+    line as ``Formatter(TEXT_FORMAT)`` (or the bare message, for JSON) would, without a
+    LogRecord; records from elsewhere go through :meth:`emit` as usual."""
+
+    def __init__(self, bare: bool) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s" if bare else TEXT_FORMAT))
+        self.prefix = "" if bare else f" INFO {access_log.name}: "
+        self._second, self._stamp = -1, ""
+
+    def write(self, message: str) -> None:
+        if self.prefix:
+            now = time.time()
+            second = int(now)
+            if second != self._second:
+                self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            message = f"{self._stamp},{int((now - second) * 1000):03d}{self.prefix}{message}"
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(message + self.terminator)
+                self.stream.flush()
+            except Exception:  # as logging does: a broken stderr must not break the request
+                self.handleError(logging.makeLogRecord({"msg": message}))
 
 
 def configure_logging(log_format: str = "text") -> None:
@@ -95,14 +128,13 @@ def configure_logging(log_format: str = "text") -> None:
     (under gunicorn nothing does, and Python would print warnings bare and drop INFO).
     With ``json`` the access lines go out as they are, one JSON object per line."""
     package = logging.getLogger("xcap_wsgi")
-    if not logging.getLogger().handlers and not package.handlers:
+    configured = bool(logging.getLogger().handlers or package.handlers)
+    if not configured:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
         package.addHandler(handler)
         package.setLevel(logging.INFO)
-    if log_format == "json" and not access_log.handlers:
-        lines = logging.StreamHandler()
-        lines.setFormatter(logging.Formatter("%(message)s"))
-        access_log.addHandler(lines)
+    if (log_format == "json" or not configured) and not access_log.handlers:
+        access_log.addHandler(AccessLines(bare=log_format == "json"))
         access_log.setLevel(logging.INFO)
         access_log.propagate = False

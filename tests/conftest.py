@@ -1,12 +1,16 @@
-"""Shared fixtures: every storage-backed test runs on SQLite and on MySQL/MariaDB.
+"""Shared fixtures: every storage-backed test runs on SQLite and on MySQL/MariaDB, once
+through each driver (``mysql`` is PyMySQL, ``mysql-mysqlclient`` mysqlclient).
 
 MySQL tests use ``XCAP_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/test``)
-and a table of their own. When the server is unreachable they skip, saying why, on a
-developer's machine; under CI (``CI`` set) they fail instead.
+and a table of their own. When the server is unreachable, or mysqlclient is not installed
+(``pip install -e '.[test,mysqlclient]'``), they skip, saying why, on a developer's machine;
+under CI (``CI`` set) they fail instead. A test on one driver has ``XCAP_MYSQL_DRIVER`` set
+to it, so a storage it opens by URL (another process's included) takes the same driver.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +27,34 @@ from xcap_wsgi.storage.sqlite import SQLiteStorage
 
 MYSQL_URL = os.environ.get("XCAP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 MYSQL_TABLE = f"xcap_test_{os.getpid()}"
+#: the databases
 BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+#: the storage backends: the databases, MySQL once through each driver
+STORAGE_BACKENDS = [*BACKENDS, pytest.param("mysql-mysqlclient", marks=pytest.mark.mysql)]
+MYSQL_DRIVERS = ["pymysql", "mysqlclient"]
+
+
+def driver_of(backend: str) -> str:
+    return "mysqlclient" if backend == "mysql-mysqlclient" else "pymysql"
+
+
+def require_driver(driver: str) -> None:
+    """Skip (fail under CI) unless ``driver`` imports."""
+    if driver == "mysqlclient":
+        try:
+            importlib.import_module("MySQLdb")
+        except ImportError as exc:
+            message = f"mysqlclient cannot be imported ({exc}); pip install -e '.[test,mysqlclient]'"
+            if os.environ.get("CI"):
+                pytest.fail(message + " (CI requires the MySQL tests to run on both drivers)")
+            pytest.skip(message)
+
+
+def use_driver(driver: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``driver`` for every MySQL storage of the test, the ones opened by URL included."""
+    require_driver(driver)
+    monkeypatch.setenv("XCAP_MYSQL_DRIVER", driver)
+    return driver
 
 
 def mysql_connect(**extra: Any) -> Any:
@@ -78,7 +109,7 @@ def make_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         return SQLiteStorage(str(tmp_path / "xcap.db"))
     table = request.getfixturevalue("mysql_table")
     conn = mysql_connect()
-    storage = MySQLStorage(MYSQL_URL, table)
+    storage = MySQLStorage(MYSQL_URL, table, driver=driver_of(backend))
     storage.ensure_schema()
     with conn.cursor() as cur:
         cur.execute(f"DELETE FROM `{table}`")
@@ -86,9 +117,17 @@ def make_storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     return storage
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=STORAGE_BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param != "sqlite":
+        use_driver(driver_of(request.param), monkeypatch)
     return str(request.param)
+
+
+@pytest.fixture(params=MYSQL_DRIVERS)
+def mysql_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each MySQL driver in turn, for a test that opens its own MySQLStorage."""
+    return use_driver(request.param, monkeypatch)
 
 
 @pytest.fixture

@@ -254,6 +254,9 @@ def test_after_the_last_attempt_the_event_is_marked_failed_and_logged(make_app: 
     with caplog.at_level(logging.ERROR, "xcap_wsgi.notify"):
         Client(app).put(RL_URI, data=RESOURCE_LISTS, content_type=RL_MIME)
         [row] = wait_rows(app.notifier.outbox, lambda rows: bool(rows) and rows[0][3] == 1)
+        deadline = time.monotonic() + 5  # the row is committed just before the line is logged
+        while not [r for r in caplog.records if r.levelno == logging.ERROR] and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert row[3:] == (1, 3, "callable:tests.test_notify.Recorder raised RuntimeError: target says no")
     assert recorder.calls == 3
     [message] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

@@ -122,7 +122,8 @@ def test_a_target_down_for_a_minute_under_writes_gets_every_event_in_order(tmp_p
     target = Down()
     rpc = RecordingRPCServer(error_style="kamailio")
     rpc.stop()
-    settings = NotifySettings(targets=(target, "kamailio+" + rpc.url), backoff_cap=2.0, poll_interval=0.05)
+    # about 30 failed attempts in any outage (max_attempts is 50), and a catch-up after it within OUTAGE_S / 30
+    settings = NotifySettings(targets=(target, "kamailio+" + rpc.url), backoff_cap=OUTAGE_S / 30, poll_interval=0.05)
     app = XCAPMiddleware(None, storage=storage, notify=settings)
     assert app.notifier is not None
     committed: dict[str, list[str]] = {}

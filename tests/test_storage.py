@@ -1,4 +1,4 @@
-"""The storage contract, shared by both backends, and Kamailio's view of the MySQL table."""
+"""The storage contract, shared by both backends (MySQL through each driver), and Kamailio's view of the MySQL table."""
 
 from __future__ import annotations
 
@@ -75,6 +75,19 @@ def test_large_document_round_trips(storage: Storage) -> None:
     storage.update(KEY, lambda current: big)
     stored = storage.get(RL_URI)
     assert stored is not None and stored.doc == big
+
+
+def test_any_bytes_round_trip(storage: Storage) -> None:
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><r n="\u00e9\u20ac"/>'.encode("utf-16")  # not UTF-8: a BLOB, not text
+    storage.update(KEY, lambda current: utf16 + bytes(range(256)))
+    assert storage.get(RL_URI).doc == utf16 + bytes(range(256))  # type: ignore[union-attr]
+
+
+def test_non_ascii_uri_and_owner_round_trip(storage: Storage) -> None:
+    uri = RL_URI.replace("alice", "j\u00f6ns%E2%82%AC")
+    storage.update(DocKey(uri, "j\u00f6ns", "\u00e9xample.com", 4), lambda current: b"<a/>")
+    assert list(storage.documents(4)) == [(uri, b"<a/>")]
+    assert [(u, size) for u, _, size in storage.owned("j\u00f6ns", "\u00e9xample.com")] == [(uri, 4)]
 
 
 def test_doc_uri_is_case_sensitive(storage: Storage) -> None:
@@ -158,10 +171,10 @@ def forwarder(mysql_table: str) -> Iterator[TCPForwarder]:
 
 @pytest.mark.mysql
 def test_mysql_down_is_503_with_retry_after_and_recovers(
-    forwarder: TCPForwarder, mysql_table: str, caplog: pytest.LogCaptureFixture
+    forwarder: TCPForwarder, mysql_table: str, mysql_driver: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = MYSQL_URL.replace(MYSQL_URL.split("@")[1].split("/")[0], f"127.0.0.1:{forwarder.port}")
-    storage = MySQLStorage(url, mysql_table)
+    storage = MySQLStorage(url, mysql_table, driver=mysql_driver)
     storage.ensure_schema()
     client = Client(XCAPMiddleware(None, storage=storage))
     client.delete(RL_URI)
@@ -182,8 +195,8 @@ def test_mysql_down_is_503_with_retry_after_and_recovers(
 
 
 @pytest.mark.mysql
-def test_mysql_connection_killed_while_idle_is_reopened(mysql_table: str) -> None:
-    storage = MySQLStorage(MYSQL_URL, mysql_table)
+def test_mysql_connection_killed_while_idle_is_reopened(mysql_table: str, mysql_driver: str) -> None:
+    storage = MySQLStorage(MYSQL_URL, mysql_table, driver=mysql_driver)
     storage.update(KEY, lambda current: b"<a/>")
     conn, _ = storage._connection()
     admin = mysql_connect()
@@ -221,8 +234,8 @@ def test_sqlite_write_lock_held_too_long_is_503_and_reads_continue(tmp_path: Pat
 # -- what Kamailio reads ---------------------------------------------------------------------
 
 @pytest.fixture
-def mysql_client(mysql_table: str) -> Iterator[tuple[Client, Any]]:
-    storage = MySQLStorage(MYSQL_URL, mysql_table)
+def mysql_client(mysql_table: str, mysql_driver: str) -> Iterator[tuple[Client, Any]]:
+    storage = MySQLStorage(MYSQL_URL, mysql_table, driver=mysql_driver)
     storage.ensure_schema()
     conn = mysql_connect()
     with conn.cursor() as cur:
@@ -257,8 +270,9 @@ def test_mysql_doc_type_is_kamailios_code(mysql_client: tuple[Client, Any], mysq
 
 
 @pytest.mark.mysql
-def test_mysql_schema_is_kamailio_version_4(mysql_table: str) -> None:
-    MySQLStorage(MYSQL_URL, mysql_table).ensure_schema()
+def test_mysql_schema_is_kamailio_version_4(mysql_table: str, mysql_driver: str) -> None:
+    mysql_drop(mysql_table)
+    MySQLStorage(MYSQL_URL, mysql_table, driver=mysql_driver).ensure_schema()
     conn = mysql_connect()
     with conn.cursor() as cur:
         cur.execute(
@@ -295,14 +309,14 @@ def test_mysql_schema_is_kamailio_version_4(mysql_table: str) -> None:
 
 
 @pytest.mark.mysql
-def test_mysql_ensure_schema_leaves_existing_tables_alone(mysql_table: str) -> None:
+def test_mysql_ensure_schema_leaves_existing_tables_alone(mysql_table: str, mysql_driver: str) -> None:
     other = mysql_table + "_other"
     mysql_drop(other)
     conn = mysql_connect()
     with conn.cursor() as cur:
         cur.execute(f"CREATE TABLE `{other}` (x INT)")
         cur.execute(f"INSERT INTO `{other}` VALUES (7)")
-    storage = MySQLStorage(MYSQL_URL, mysql_table)
+    storage = MySQLStorage(MYSQL_URL, mysql_table, driver=mysql_driver)
     storage.update(KEY, lambda current: b"<kept/>")
     storage.ensure_schema()
     storage.ensure_schema()
@@ -338,12 +352,14 @@ def test_sqlite_schema_has_the_same_columns_and_indexes(tmp_path: Path) -> None:
 
 
 @pytest.mark.mysql
-def test_mysql_case_insensitive_doc_uri_is_warned_about(mysql_table: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_mysql_case_insensitive_doc_uri_is_warned_about(
+    mysql_table: str, mysql_driver: str, caplog: pytest.LogCaptureFixture
+) -> None:
     table = mysql_table + "_ci"
     mysql_drop(table)
     create_ci_xcap_table(table)
     try:
-        MySQLStorage(MYSQL_URL, table).ensure_schema()
+        MySQLStorage(MYSQL_URL, table, driver=mysql_driver).ensure_schema()
         assert any(f"{table}.doc_uri has collation utf8mb4_general_ci" in r.getMessage() for r in caplog.records)
     finally:
         mysql_drop(table)

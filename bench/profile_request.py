@@ -2,9 +2,10 @@
 
     python bench/profile_request.py [--backend sqlite|mysql] [--requests 20000] [--top 25]
                                     [--kind document|element|attribute|conditional|element-put]
+                                    [--size 2048]
 
 Calls the middleware directly (no HTTP server, no network) with the environ gunicorn
-builds for a GET of a 2 KB resource-lists document, its element or attribute, a GET
+builds for a GET of a resource-lists document (2 KB unless ``--size``), its element or attribute, a GET
 answered 304, or an element PUT; prints the mean time per request, the same for the bare
 one-SELECT baseline (``bench/baseline_app.py``'s work: ``storage.get`` and the headers)
 measured in the same run, and the cProfile table of the slowest functions by own time.
@@ -98,11 +99,12 @@ def main() -> None:
     parser.add_argument("--kind", choices=sorted(PATHS), default="document")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--size", type=int, default=2048, help="document size in bytes (default 2048)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="xcap-profile-")
     db_url = f"sqlite:///{tmp}/profile.db" if args.backend == "sqlite" else os.environ.get("XCAP_BENCH_MYSQL_URL", MYSQL_URL)
     app = XCAPMiddleware(None, db_url=db_url, xcap_table="xcap_profile")
-    app.handle(environ(DOC_URI, "PUT", document()) | {"CONTENT_TYPE": "application/resource-lists+xml"})
+    app.handle(environ(DOC_URI, "PUT", document(args.size)) | {"CONTENT_TYPE": "application/resource-lists+xml"})
     request, baseline = request_maker(app, args.kind), baseline_maker(app)
     request()
     expected = "200 OK" if args.kind != "conditional" else "304 Not Modified"

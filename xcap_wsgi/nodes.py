@@ -78,6 +78,7 @@ class _Element:
     end: int = 0
     children: list[_Element] = field(default_factory=list)
     by_name: dict[Name, list[_Element]] | None = None
+    by_attribute: dict[tuple[Name, Name], dict[str, list[_Element]]] | None = None
 
     @property
     def name(self) -> Name:
@@ -92,6 +93,21 @@ class _Element:
                 index.setdefault((child.namespace, child.local), []).append(child)
             self.by_name = index  # a benign race: two threads build equal indexes
         return index.get(name, [])
+
+    def named_with(self, name: Name, attribute: Name, value: str) -> list[_Element]:
+        """The children called ``name`` whose ``attribute`` is ``value``: the step
+        ``entry[@uri="..."]`` in a list of thousands is a lookup once the tree is cached."""
+        indexes = self.by_attribute
+        if indexes is None:
+            indexes = self.by_attribute = {}
+        index = indexes.get((name, attribute))
+        if index is None:
+            index = {}
+            for child in self.named(name):
+                if (found := child.attributes.get(attribute)) is not None:
+                    index.setdefault(found, []).append(child)
+            indexes[(name, attribute)] = index
+        return index.get(value, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +227,18 @@ def _descend(root: _Element, steps: tuple[Step, ...]) -> tuple[_Element | None, 
     """The deepest element reached and how many steps selected exactly one element (N3, N6)."""
     current: _Element | None = None
     for depth, step in enumerate(steps):
-        found = _filter(_children(current, root, step), step)
+        found = _candidates(current, root, step)
         if len(found) != 1:
             return current, depth
         current = found[0]
     return current, len(steps)
+
+
+def _candidates(parent: _Element | None, root: _Element, step: Step) -> list[_Element]:
+    """What ``step`` selects below ``parent`` (None: the document itself)."""
+    if parent is not None and step.position is None and step.attr is not None and step.local is not None:
+        return parent.named_with((step.namespace, step.local), (step.attr.namespace, step.attr.local), step.attr.value)
+    return _filter(_children(parent, root, step), step)
 
 
 def _filter(named: list[_Element], step: Step) -> list[_Element]:
@@ -382,7 +405,7 @@ def _put_element(
     *parent_steps, last = selector.steps
     parent = _existing_parent(root, selector, tuple(parent_steps), document_uri) if parent_steps else None
     fragment = _read_fragment(body, parent.bindings if parent else {})
-    matches = _filter(_children(parent, root, last), last)
+    matches = _candidates(parent, root, last)
     if len(matches) == 1:
         return _splice(document, matches[0].start, matches[0].end, fragment.text), False, fragment.text
     if parent is None:

@@ -75,7 +75,8 @@ def mysql_connect(**extra: Any) -> Any:
 def mysql_drop(table: str) -> None:
     conn = mysql_connect()
     with conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS `{table}`, `{table}_outbox`, `{table}_outbox_lease`")
+        cur.execute(f"DROP TABLE IF EXISTS `{table}`, `{table}_outbox`, `{table}_outbox_lease`, `{table}_rls_services`,"
+                    f" `{table}_rls_documents`")
         cur.execute("DELETE FROM version WHERE table_name = %s", (table,)) if _has_version(cur) else None
     conn.close()
 

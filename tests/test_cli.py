@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import http.client
 import hashlib
+import http.client
 import os
 import signal
 import socket
@@ -35,7 +35,8 @@ def test_initdb_creates_the_sqlite_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db")
     assert conn.execute("SELECT table_version FROM version WHERE table_name='docs'").fetchall() == [(4,)]
     tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
-    assert tables == [("docs",), ("docs_outbox",), ("docs_outbox_lease",), ("sqlite_sequence",), ("version",)]
+    assert tables == [("docs",), ("docs_outbox",), ("docs_outbox_lease",), ("docs_rls_documents",), ("docs_rls_services",),
+                      ("sqlite_sequence",), ("version",)]
     conn.close()
 
 

@@ -1,6 +1,7 @@
 """The ``xcap-wsgi`` command: ``serve`` runs the standalone server, ``initdb`` the table,
 ``user`` manages accounts in Kamailio's ``subscriber`` table, ``export``/``import`` move
-every document with its ETag (:mod:`xcap_wsgi.transfer`), ``doc`` provisions one.
+every document with its ETag (:mod:`xcap_wsgi.transfer`), ``doc`` provisions one,
+``reindex`` rebuilds the rls-services service index (:mod:`xcap_wsgi.storage.services`).
 
 ::
 
@@ -13,6 +14,7 @@ every document with its ETag (:mod:`xcap_wsgi.transfer`), ``doc`` provisions one
     xcap-wsgi import --db-url mysql://kamailio:secret@127.0.0.1/kamailio backup.jsonl
     xcap-wsgi import --from-openxcap mysql://opensips:pw@127.0.0.1/opensips --db-url ...
     xcap-wsgi doc put pres-rules/users/sip:alice@example.com/index --as sip:alice@example.com --file rules.xml
+    xcap-wsgi reindex --db-url mysql://kamailio:secret@127.0.0.1/kamailio
 
 Every flag defaults to its environment variable (see :mod:`xcap_wsgi.config`), read when
 the command runs, so a bad value never breaks ``--help``. Every error is one line on
@@ -181,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user(commands)
     _add_transfer(commands)
     _add_doc(commands)
+    reindex = commands.add_parser("reindex", help="rebuild the rls-services service index from the xcap table (after"
+                                                  " another program wrote rls-services documents)")
+    _add_storage_flags(reindex)
     return parser
 
 
@@ -409,6 +414,21 @@ def cmd_doc(args: argparse.Namespace) -> int:
     return 0 if answer.ok else 1
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    storage, _, _ = _table(args, existing=True)
+    try:
+        with storage_errors_reported_once():
+            done = storage.services.reindex()
+    finally:
+        storage.close()
+    summary = (f"xcap-wsgi: indexed {transfer.plural(done.services, 'service')} of"
+               f" {transfer.plural(done.documents, 'rls-services document')} in {storage.description}")
+    if done.repeated:
+        summary += f"; services repeating a URI that an earlier document keeps: {done.repeated}"
+    print(summary)
+    return 0
+
+
 def _show(answer: transfer.Answer) -> None:
     """The status line and ETag on stderr, then the body: on stdout when it is what was
     asked for, on stderr when it says what went wrong."""
@@ -575,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     commands = {"serve": cmd_serve, "initdb": cmd_initdb, "user": cmd_user, "export": cmd_export,
-                "import": cmd_import, "doc": cmd_doc}
+                "import": cmd_import, "doc": cmd_doc, "reindex": cmd_reindex}
     try:
         return commands[args.command](args)
     except CannotListen as exc:

@@ -2,7 +2,8 @@
 
 * ``/xcap-caps/global/index``: the capabilities document (K1-K8);
 * ``/rls-services/global/index``: the live union of every user's rls-services
-  ``index`` (RS6), computed on each request so it always reflects the latest state;
+  ``index`` (RS6), assembled on each request from the storage's service index (no
+  parsing), so it always reflects the latest state;
 * ``/org.openmobilealliance.xcap-directory/users/<xui>/directory.xml``: the user's
   documents with their ETags.
 
@@ -27,7 +28,7 @@ from xcap_wsgi.usages import (
 )
 from xcap_wsgi.usages.caps import XCAP_CAPS
 from xcap_wsgi.usages.oma import XCAP_DIRECTORY
-from xcap_wsgi.usages.resource_lists import RLS_SERVICES
+from xcap_wsgi.usages.resource_lists import RLS_SERVICES, rls_services_document
 
 DIRECTORY_DOCUMENT = "directory.xml"
 URI_SAFE = "/:@!$&'()*+,;=-._~"
@@ -44,12 +45,20 @@ def generated(storage: Storage, uri: XCAPURI, base_url: str) -> Document | None:
             raise NotFound("the only xcap-caps document is /xcap-caps/global/index (RFC 4825 §12.7)")
         return _document(xcap_caps_document(all_usages()))
     if is_rls_global_index(uri):
-        return _document(rls_services_global_index(storage.documents(RLS_SERVICES.doc_type)))
+        return _document(rls_global_index(storage))
     if uri.usage is XCAP_DIRECTORY:
         if uri.tree != "users" or uri.document != DIRECTORY_DOCUMENT:
             raise NotFound(f"the xcap-directory is users/<xui>/{DIRECTORY_DOCUMENT}")
         return _document(directory(storage, uri, base_url))
     return None
+
+
+def rls_global_index(storage: Storage) -> bytes:
+    """RS6 from the service index; a storage without one has every document parsed."""
+    services = storage.indexed_services()
+    if services is None:
+        return rls_services_global_index(storage.documents(RLS_SERVICES.doc_type))
+    return rls_services_document(services)
 
 
 def directory(storage: Storage, uri: XCAPURI, base_url: str) -> bytes:

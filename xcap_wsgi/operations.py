@@ -95,7 +95,8 @@ def _selector(text: str, query: str, namespace: str) -> NodeSelector:
 def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
     """What a usage's constraints may look at beyond the document (RS3 reads the others)."""
     tree: Literal["users", "global"] = "users" if uri.tree == "users" else "global"
-    return ValidationContext(uri.xcap_root, uri.auid, tree, uri.xui, uri.doc_uri, storage.documents)
+    return ValidationContext(uri.xcap_root, uri.auid, tree, uri.xui, uri.doc_uri, storage.documents,
+                             lambda uris: storage.services_taken(uris, uri.doc_uri))
 
 
 def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,

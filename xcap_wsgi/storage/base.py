@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -93,6 +93,18 @@ class Storage(ABC):
     @abstractmethod
     def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
         """Every stored (doc_uri, doc) of one Kamailio doc_type, in doc_uri order."""
+
+    def services_taken(self, uris: Collection[str], doc_uri: str) -> set[str] | None:
+        """RS3: which of ``uris`` (rls-services service URIs, percent-decoded) stored documents
+        other than ``doc_uri`` hold, from an index of them; None when this backend keeps none
+        (the default), and the usage scans :meth:`documents` instead."""
+        return None
+
+    def indexed_services(self) -> list[tuple[str, bytes]] | None:
+        """RS6: (doc_uri, standalone ``<service>`` element) of every rls-services document, in
+        doc_uri and then document order, from an index; None when this backend keeps none
+        (the default), and the global index parses :meth:`documents` instead."""
+        return None
 
     @abstractmethod
     def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:

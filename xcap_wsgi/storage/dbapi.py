@@ -1,5 +1,6 @@
-"""What the SQL backends share: per-thread connections, the atomic update loop, and the
-bulk paths of export and import (:meth:`DBAPIStorage.dump`, :meth:`DBAPIStorage.load`)."""
+"""What the SQL backends share: per-thread connections, the atomic update loop, the
+rls-services service index kept in it (:mod:`.services`), and the bulk paths of export and
+import (:meth:`DBAPIStorage.dump`, :meth:`DBAPIStorage.load`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import threading
 import weakref
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from xcap_wsgi.storage.base import (
     validate_table_name,
 )
 from xcap_wsgi.storage.outbox import Outbox
+from xcap_wsgi.storage.services import ServiceIndex
 
 log = logging.getLogger("xcap_wsgi.storage")
 
@@ -93,6 +95,8 @@ class DBAPIStorage(Storage):
         self._schema_ready = False
         #: the notifier's outbox, when delivery targets are configured (:meth:`enable_outbox`)
         self.outbox: Outbox | None = None
+        #: the rls-services service URIs of every document, kept with each write (RS3, RS6)
+        self.services = ServiceIndex(self)
         self._sql = {
             name: template.format(t=self.quoted_table, p=self.placeholder)
             for name, template in (
@@ -212,7 +216,11 @@ class DBAPIStorage(Storage):
         cursor.execute(self._sql["lock"], (key.doc_uri,))
         row = cursor.fetchone()
         current = None if row is None else Document(bytes(row[0]), row[1])
-        new = change(current)
+        self._local.writing = cursor  # what change's validation looks up sees this transaction
+        try:
+            new = change(current)
+        finally:
+            self._local.writing = None
         etag: str | None = None
         if new is None:
             if current is not None:
@@ -223,6 +231,7 @@ class DBAPIStorage(Storage):
                 cursor.execute(self._sql["insert"], (key.username, key.domain, new, key.doc_type, etag, key.doc_uri))
             else:
                 cursor.execute(self._sql["update"], (new, etag, key.username, key.domain, key.doc_type, key.doc_uri))
+        self.services.write(cursor, key, new, etag)
         if describe is not None and self.outbox is not None and self.outbox.sinks and (current or new) is not None:
             self.outbox.record(cursor, key.doc_uri, describe(current, etag))
         self._commit(cursor.connection)
@@ -235,6 +244,23 @@ class DBAPIStorage(Storage):
         except Exception as exc:
             exc.after_commit = True  # type: ignore[attr-defined]  # outcome unknown: never replay
             raise
+
+    def services_taken(self, uris: Collection[str], doc_uri: str) -> set[str] | None:
+        """RS3 from the service index, in the writing transaction when ``update``'s change asks."""
+        if self.services.indexer is None:
+            return None
+        writing = getattr(self._local, "writing", None)
+        if writing is not None:
+            return self.services.taken(writing, uris, doc_uri)
+        self.ensure_ready()
+        taken: set[str] = self.run(self.services.taken, uris, doc_uri)
+        return taken
+
+    def indexed_services(self) -> list[tuple[str, bytes]] | None:
+        if self.services.indexer is None:
+            return None
+        self.ensure_ready()
+        return self.services.listing()
 
     def documents(self, doc_type: int) -> Iterator[tuple[str, bytes]]:
         self.ensure_ready()
@@ -281,7 +307,8 @@ class DBAPIStorage(Storage):
 
         Returns (created, replaced). A document already stored raises DocumentExists
         unless ``replace``; an exception from ``documents`` aborts the import. No change
-        event is recorded: the rows are restored, not changed by a client. ``documents``
+        event is recorded: the rows are restored, not changed by a client; the service index
+        follows them, without RS3 (a service URI held already stays its holder's). ``documents``
         is read once, so a transaction that fails after reading it is not replayed
         (StorageUnavailable: run the import again).
         """
@@ -315,11 +342,15 @@ class DBAPIStorage(Storage):
                 replaced += 1
             else:
                 raise DocumentExists(key.doc_uri)
+            self.services.restore(cursor, key, document)
         self._commit(cursor.connection)
         return created, replaced
 
     def ensure_schema(self) -> None:
+        """The xcap table as the contract says, and the service index's tables: built when
+        new, else checked against the xcap table (:meth:`.ServiceIndex.prepare`)."""
         self.run(self._ensure_schema)
+        self.services.prepare()
         self._schema_ready = True
 
     def _ensure_schema(self, cursor: Any) -> None:

@@ -177,3 +177,83 @@ SQLITE_CREATE_OUTBOX = (
 SQLITE_OUTBOX_INDEX = "CREATE INDEX IF NOT EXISTS {n}sink_status_idx ON {o} (sink, status, id)"
 SQLITE_CREATE_LEASE = f"CREATE TABLE IF NOT EXISTS {{l}} ({_LEASE_COLUMNS})"
 SQLITE_LEASE_INSERT = "INSERT OR IGNORE INTO {l} (name, owner, expires) VALUES (?, '', 0)"
+
+# -- the rls-services service index (xcap_wsgi.storage.services): RS3, RS6 -------------------
+#
+# ``{s}`` holds each service of every rls-services document (``{k}`` = its doc_type, 8): the
+# SHA-256 of its percent-decoded URI (``uri_hash``), the document's doc_uri and etag, the
+# position in the document, the URI itself and the standalone ``<service>`` element the global
+# index copies. The key is (uri_hash, duplicate): ``duplicate`` is 0 in the one row holding the
+# URI, so two documents taking one URI at once cannot both commit (RS3), and a number of its
+# own in a row repeating a URI held already (another program's documents, imported or
+# reindexed). A lookup by URI reads one place of that key (MySQL: the table's clustered
+# index). ``{d}`` holds the (doc_uri, etag) indexed for each document, so a document another
+# program wrote or changed shows as a row of ``{t}`` without its twin. Rows of a document gone
+# from ``{t}`` never count (the lookups join ``{t}``) and are dropped by doc_uri and etag, so a
+# writer re-creating the document meanwhile keeps its new rows. ``{m}`` is a list of placeholders.
+
+SERVICES_DELETE = "DELETE FROM {s} WHERE doc_uri = {p}"
+SERVICES_DELETE_DOCUMENT = "DELETE FROM {d} WHERE doc_uri = {p}"
+SERVICES_DROP_VERSION = "DELETE FROM {s} WHERE doc_uri = {p} AND etag = {p}", "DELETE FROM {d} WHERE doc_uri = {p} AND etag = {p}"
+SERVICES_CLEAR = "DELETE FROM {s}", "DELETE FROM {d}"
+SERVICES_INSERT = (
+    "INSERT INTO {s} (uri_hash, duplicate, doc_uri, etag, position, uri, service) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+SERVICES_INSERT_DOCUMENT = "INSERT INTO {d} (doc_uri, etag) VALUES ({p}, {p})"
+SERVICES_HOLDERS = (
+    "SELECT s.uri_hash, s.duplicate, s.doc_uri, s.etag, x.doc_uri FROM {s} s"
+    " LEFT JOIN {t} x ON x.doc_uri = s.doc_uri AND x.doc_type = {k} WHERE s.uri_hash IN ({m})"
+)
+SERVICES_TAKEN = (
+    "SELECT DISTINCT s.uri_hash FROM {s} s JOIN {t} x ON x.doc_uri = s.doc_uri AND x.doc_type = {k}"
+    " WHERE s.uri_hash IN ({m}) AND s.doc_uri <> {p}"
+)
+# the global index: every row as stored (MySQL: in key order, one pass), kept when its document is
+SERVICES_LISTING = "SELECT doc_uri, position, service FROM {s}"
+SERVICES_STORED = "SELECT d.doc_uri FROM {d} d JOIN {t} x ON x.doc_uri = d.doc_uri AND x.doc_type = {k}"
+SERVICES_UNINDEXED = (
+    "SELECT COUNT(*) FROM {t} x LEFT JOIN {d} d ON d.doc_uri = x.doc_uri AND d.etag = x.etag"
+    " WHERE x.doc_type = {k} AND d.doc_uri IS NULL"
+)
+SERVICES_GONE = (
+    "SELECT d.doc_uri, d.etag FROM {d} d LEFT JOIN {t} x ON x.doc_uri = d.doc_uri AND x.doc_type = {k} WHERE x.doc_uri IS NULL"
+)
+SERVICES_SOURCE = f"SELECT id, doc_uri, etag, doc FROM {{t}} WHERE doc_type = {{k}} AND id > {{p}} ORDER BY id LIMIT {DUMP_BATCH}"
+
+_SERVICES_COLUMNS = """
+    uri_hash CHAR(64){ascii} NOT NULL,
+    duplicate BIGINT NOT NULL,
+    doc_uri VARCHAR(255){doc_uri} NOT NULL,
+    etag VARCHAR(128){etag} NOT NULL,
+    position INTEGER NOT NULL,
+    uri TEXT NOT NULL,
+    service {blob} NOT NULL,
+    PRIMARY KEY (uri_hash, duplicate)"""
+_SERVICE_DOCUMENTS_COLUMNS = "doc_uri VARCHAR(255){doc_uri} NOT NULL PRIMARY KEY, etag VARCHAR(128){etag} NOT NULL"
+
+MYSQL_CREATE_SERVICES = (
+    "CREATE TABLE IF NOT EXISTS {s} ("
+    + _SERVICES_COLUMNS.replace("{ascii}", " CHARACTER SET ascii COLLATE ascii_bin").replace("{blob}", "MEDIUMBLOB")
+    + ",\n    INDEX doc_uri_idx (doc_uri, position)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+MYSQL_CREATE_SERVICE_DOCUMENTS = (
+    f"CREATE TABLE IF NOT EXISTS {{d}} ({_SERVICE_DOCUMENTS_COLUMNS}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+#: the character set and collation of the columns the index joins on (they must be the xcap table's)
+MYSQL_JOIN_COLUMNS = (
+    "SELECT table_name, column_name, character_set_name, collation_name, character_maximum_length"
+    " FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name IN (%s, %s, %s)"
+    " AND column_name IN ('doc_uri', 'etag')"
+)
+MYSQL_ALTER_JOIN_COLUMN = (
+    "ALTER TABLE {table} MODIFY {column} VARCHAR({length}) CHARACTER SET {charset} COLLATE {collation} NOT NULL"
+)
+
+def _plain(template: str) -> str:
+    """A MySQL column list without its character set options, for SQLite."""
+    return template.replace("{ascii}", "").replace("{doc_uri}", "").replace("{etag}", "").replace("{blob}", "BLOB")
+
+
+SQLITE_CREATE_SERVICES = "CREATE TABLE IF NOT EXISTS {s} (" + _plain(_SERVICES_COLUMNS) + "\n)"
+SQLITE_SERVICES_INDEX = "CREATE INDEX IF NOT EXISTS {n}rls_doc_uri_idx ON {s} (doc_uri, position)"
+SQLITE_CREATE_SERVICE_DOCUMENTS = f"CREATE TABLE IF NOT EXISTS {{d}} ({_plain(_SERVICE_DOCUMENTS_COLUMNS)})"

@@ -25,7 +25,7 @@ schema, then each constraint of the usage in order.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,6 +40,10 @@ def _no_documents(doc_type: int) -> Iterable[tuple[str, bytes]]:
     return ()
 
 
+def _no_index(uris: Collection[str]) -> set[str] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class ValidationContext:
     """Where the document being validated lives, and a view of its neighbours.
@@ -49,6 +53,9 @@ class ValidationContext:
     ``(doc_uri, doc)`` for every stored document of that Kamailio ``doc_type``; a
     usage that reads it (rls-services, RS3) skips the one whose ``doc_uri`` equals
     this context's, since its new content is the document being validated.
+    ``services_taken(uris)`` says which of these rls-services service URIs (percent-decoded)
+    documents other than this one hold, from the storage's index (one lookup, RS3); None
+    when the storage keeps no index, and RS3 reads ``documents``.
     """
 
     xcap_root: str
@@ -57,6 +64,7 @@ class ValidationContext:
     xui: str | None
     doc_uri: str
     documents: Callable[[int], Iterable[tuple[str, bytes]]] = _no_documents
+    services_taken: Callable[[Collection[str]], set[str] | None] = _no_index
 
 
 #: A check beyond the schema (RFC 4825 §8.2.5, V4/V5): raises an errors.Conflict.

@@ -4,9 +4,12 @@ Beyond the schema, a resource list keeps the names, URIs, refs and anchors of
 sibling elements unique (RL3-RL6), entry-refs relative and anchors absolute HTTP
 URIs; an RLS service URI is unique on the whole server (RS3) and a
 ``<resource-list>`` points into the owner's own resource-lists documents under
-the same XCAP root (RS4). The global rls-services index (RS6) is computed::
+the same XCAP root (RS4). The storage's service index (:mod:`xcap_wsgi.storage.services`)
+keeps every service of every rls-services document as this module lists it, so RS3 is one
+lookup and the global rls-services index (RS6) is assembled without parsing::
 
-    body = rls_services_global_index(storage_rows_with_doc_type_8)
+    body = rls_services_document(storage.indexed_services())
+    body = rls_services_global_index(storage_rows_with_doc_type_8)  # a storage without the index
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator
+from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from xcap_wsgi.errors import ConstraintFailure, UniquenessFailure, XCAPError
 from xcap_wsgi.nodes import standalone_children
+from xcap_wsgi.storage.services import Lookup, Service, ServiceIndexer, use
 from xcap_wsgi.usages import ApplicationUsage, ValidationContext, register
 from xcap_wsgi.usages.validation import (
     BUILTIN_SCHEMAS,
@@ -29,6 +34,7 @@ from xcap_wsgi.usages.validation import (
     is_http_uri,
     parse_document,
 )
+from xcap_wsgi.xmlcheck import parser
 
 RL_NS = "urn:ietf:params:xml:ns:resource-lists"
 RLS_NS = "urn:ietf:params:xml:ns:rls-services"
@@ -44,6 +50,7 @@ _UNIQUE_ATTRIBUTES = {
 }
 _LIST_TAGS = (f"{{{RL_NS}}}list", f"{{{RLS_NS}}}list")
 _SERVICE = f"{{{RLS_NS}}}service"
+_IN_USE = "service URI already in use (RFC 4826 section 4.4.5)"
 
 
 # --- resource lists (RL3-RL6, and RS5 for inline lists) -------------------------------
@@ -121,7 +128,8 @@ def _is_global_index(doc_uri: str) -> bool:
 
 
 def _taken_elsewhere(context: ValidationContext) -> set[str]:
-    """Service URIs of every other rls-services document on the server (RS3)."""
+    """Service URIs of every other rls-services document on the server (RS3), for a
+    storage without the service index."""
     taken: set[str] = set()
     for doc_uri, document in context.documents(RLS_DOC_TYPE):
         if doc_uri != context.doc_uri and not _is_global_index(doc_uri):
@@ -129,27 +137,62 @@ def _taken_elsewhere(context: ValidationContext) -> set[str]:
     return taken
 
 
-def _alternatives(uri: str, taken: set[str], count: int = 3) -> list[str]:
-    """Free service URIs next to ``uri``: ``sip:friends@x`` → ``sip:friends-1@x`` ..."""
+def _alternatives(uri: str, mine: set[str], lookup: Lookup, count: int = 3) -> list[str]:
+    """Free service URIs next to ``uri``: ``sip:friends@x`` → ``sip:friends-1@x`` ...,
+    neither in this document nor held by another (looked up a batch at a time)."""
     match = re.match(r"^([^:]+:)?([^@;]*)(.*)$", uri)
     scheme, user, rest = match.groups() if match else ("", uri, "")
     candidates = (f"{scheme or ''}{user}-{n}{rest}" for n in itertools.count(1))
-    return list(itertools.islice((c for c in candidates if c not in taken), count))
+    free: list[str] = []
+    while len(free) < count:
+        batch = [c for c in itertools.islice(candidates, 2 * count) if c not in mine]
+        taken = lookup(batch)
+        free.extend(c for c in batch if c not in taken)
+    return free[:count]
+
+
+def _services_in(root: etree._Element) -> tuple[list[etree._Element], list[str]]:
+    """The document's services and their URIs, percent-decoded."""
+    services = list(root.iter(_SERVICE))
+    return services, [decode_uri(s.get("uri", "")) for s in services]
+
+
+def _refuse_taken(services: list[etree._Element], mine: list[str], taken: set[str], lookup: Lookup) -> None:
+    """RS3: the 409 naming each service whose URI another document holds or an earlier
+    sibling repeats, with alternatives free at this moment (V4)."""
+    seen: set[str] = set()
+    exists: list[tuple[str, list[str]]] = []
+    for service, uri in zip(services, mine, strict=True):
+        if uri in taken or uri in seen:
+            exists.append((field_selector(service, "uri", RLS_NS), _alternatives(uri, set(mine), lookup)))
+        seen.add(uri)
+    if exists:
+        raise UniquenessFailure(exists, _IN_USE)
+
+
+def _lookup(context: ValidationContext, mine: list[str]) -> tuple[set[str], Lookup]:
+    """Which of ``mine`` other documents hold, and how to ask about more: the storage's
+    service index, or, without one, every other rls-services document read once."""
+    taken = context.services_taken(mine)
+    if taken is None:
+        elsewhere = _taken_elsewhere(context)
+        return elsewhere.intersection(mine), elsewhere.intersection
+    return taken, lambda uris: context.services_taken(uris) or set()
 
 
 def check_service_uniqueness(root: etree._Element, context: ValidationContext) -> None:
     """RS3: service/@uri unique across every rls-services document, with free alternatives."""
-    taken = _taken_elsewhere(context)
-    mine = [decode_uri(s.get("uri", "")) for s in root.iter(_SERVICE)]
-    all_taken = taken | set(mine)
-    seen: set[str] = set()
-    exists: list[tuple[str, list[str]]] = []
-    for service, uri in zip(root.iter(_SERVICE), mine, strict=True):
-        if uri in taken or uri in seen:
-            exists.append((field_selector(service, "uri", RLS_NS), _alternatives(uri, all_taken)))
-        seen.add(uri)
-    if exists:
-        raise UniquenessFailure(exists, "service URI already in use (RFC 4826 section 4.4.5)")
+    services, mine = _services_in(root)
+    if services:
+        _refuse_taken(services, mine, *_lookup(context, mine))
+
+
+def _refuse_write(document: bytes, taken: set[str], lookup: Lookup) -> NoReturn:
+    """RS3 when the storage finds, writing ``document``, URIs that another document holds: a
+    writer that raced another for one URI and lost (its transaction replayed), or one that
+    did not validate."""
+    _refuse_taken(*_services_in(parse_document(document)), taken, lookup)
+    raise UniquenessFailure([("rls-services/service/@uri", [])], _IN_USE)  # not reached: the document holds them
 
 
 def _normalise_root(xcap_root: str) -> str:
@@ -220,16 +263,37 @@ def _services_of(document: bytes) -> list[bytes]:
         return []
 
 
-def rls_services_global_index(docs: Iterable[tuple[str, bytes]]) -> bytes:
-    """RFC 4826 §4.4.8 (RS6): the union of the services of every user's ``index``.
+def _uri_of(service: bytes) -> str:
+    try:
+        return decode_uri(etree.fromstring(service, parser()).get("uri", ""))
+    except etree.XMLSyntaxError:  # another program's document (an undeclared entity): no URI
+        return ""
 
-    ``docs`` are ``(doc_uri, doc)`` rows of rls-services documents; documents not
-    named ``index`` directly in a user's home directory are left out. Output is
-    ordered by ``doc_uri`` and then document order, so it is deterministic.
-    """
+
+def indexed_services(doc_uri: str, document: bytes) -> list[Service]:
+    """What the storage's service index keeps of a stored document: each service's URI
+    (RS3) and element standing alone (RS6); the generated global index holds none."""
+    if _is_global_index(doc_uri):
+        return []
+    return [Service(_uri_of(service), service) for service in _services_of(document)]
+
+
+def rls_services_document(services: Iterable[tuple[str, bytes]]) -> bytes:
+    """RFC 4826 §4.4.8 (RS6): the global index from ``(doc_uri, service)`` rows in
+    ``doc_uri`` and then document order, as the storage's service index lists them;
+    documents not named ``index`` directly in a user's home directory are left out."""
     parts = [b'<?xml version="1.0" encoding="UTF-8"?>\n', f'<rls-services xmlns="{RLS_NS}">'.encode()]
-    for doc_uri, document in sorted(docs, key=lambda row: row[0]):
-        if _is_user_index(doc_uri):
-            parts.extend(b"\n" + service for service in _services_of(document))
+    parts.extend(b"\n" + service for doc_uri, service in services if _is_user_index(doc_uri))
     parts.append(b"\n</rls-services>\n")
     return b"".join(parts)
+
+
+def rls_services_global_index(docs: Iterable[tuple[str, bytes]]) -> bytes:
+    """RS6 from ``(doc_uri, doc)`` rows of rls-services documents (a storage without the
+    service index): :func:`rls_services_document` of their services, ordered by ``doc_uri``
+    and then document order, so it is deterministic."""
+    ordered = sorted(docs, key=lambda row: row[0])
+    return rls_services_document((uri, s) for uri, doc in ordered if _is_user_index(uri) for s in _services_of(doc))
+
+
+use(ServiceIndexer(RLS_DOC_TYPE, indexed_services, _refuse_write))

@@ -2,7 +2,7 @@
 
     python bench/memory.py [--backend sqlite|mysql] [--rounds 5] [--puts 20000]
 
-Starts ``xcap-wsgi serve`` (2 workers) on a database holding a 2 KB resource-lists document, then
+Starts ``xcap-wsgi serve`` (its default workers) on a database holding a 2 KB resource-lists document, then
 runs rounds of element PUTs (8 kept-alive connections; each PUT replaces an entry, so the
 document gets a new ETag every time) and prints each worker's resident set size (VmRSS)
 after every round and its growth over the round before, so the output shows whether
@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.operations import DOC_URI, ELEMENT, ENTRY, MYSQL_URL, prepare, serve
+from xcap_wsgi.cli import DEFAULT_WORKERS
 
 
 def children(pid: int) -> list[int]:
@@ -81,7 +82,7 @@ def main() -> None:
         proc, base = serve(db_url, tmp)
         try:
             deadline = time.monotonic() + 10
-            while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+            while len(workers := children(proc.pid)) < int(DEFAULT_WORKERS) and time.monotonic() < deadline:
                 time.sleep(0.1)  # serve answered: the other worker is still booting
             before = {pid: rss_kib(pid) for pid in workers}
             print(f"[{args.backend}] serve, {len(workers)} workers; VmRSS (MiB) after each round of {args.puts} element PUTs")

@@ -77,7 +77,12 @@ SERVE_FLAGS = {
 }
 _REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify", "cors_origins"}
 #: serve flags that set up the server, not the middleware: keyword -> (variable, default)
-SERVER_ENVIRONMENT = {"bind": ("XCAP_BIND", DEFAULT_BIND), "workers": ("XCAP_WORKERS", "2")}
+#: Two workers per CPU, as deploy/gunicorn.conf.py: a worker answers its kept-alive connections
+#: one at a time under the GIL, and gunicorn's workers take new connections in a race the busy
+#: one often wins, so with a worker per CPU a few busy clients can land on one worker and
+#: leave a CPU idle (bench/operations.py: 2 workers on 2 CPUs 3.7k document GETs/s, 4 workers 5.4k).
+DEFAULT_WORKERS = str(2 * (os.cpu_count() or 1))
+SERVER_ENVIRONMENT = {"bind": ("XCAP_BIND", DEFAULT_BIND), "workers": ("XCAP_WORKERS", DEFAULT_WORKERS)}
 #: how serve's gunicorn takes clients (issue 9, measured with tests/slowclients.py): a gthread
 #: worker gives a connection one of its threads only while a request is read and answered (kept-alive
 #: connections wait in its poller), so a slow client holds a thread, not the worker; 64 threads keep
@@ -116,7 +121,7 @@ def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> None
 def _add_serve(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the standalone XCAP server under gunicorn")
     serve.add_argument("--bind", help=f"{BIND_FORMS} to listen on ($XCAP_BIND; default {DEFAULT_BIND})")
-    serve.add_argument("--workers", help="worker processes ($XCAP_WORKERS; default 2)")
+    serve.add_argument("--workers", help="worker processes ($XCAP_WORKERS; default two per CPU)")
     _add_storage_flags(serve)
     _add_settings(serve, list(SERVE_FLAGS))
     serve.add_argument("--allow-basic-over-http", dest="allow_basic_over_http", action="store_const", const="true",

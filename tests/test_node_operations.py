@@ -320,3 +320,51 @@ def test_namespace_selector_cannot_be_written(client: Client, etag: str, method:
     resp = client.open(FRIENDS + "/namespace::*", method=method, data=b"<x/>", content_type=EL)
     assert (resp.status, resp.headers["Allow"]) == ("405 Method Not Allowed", "GET")
     assert stored(client) == DOC
+
+
+def test_a_node_put_lands_on_the_document_as_locked_when_it_changed_since_it_was_read(
+    client: Client, etag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The splice is worked out on the row read before the transaction; a writer that
+    slips in between is not lost: the splice is done again on the row as locked."""
+    storage = client.application.storage  # type: ignore[attr-defined]
+    real_update = storage.update
+    calls: list[str] = []
+
+    def update_after_another_writer(key: object, change: object, describe: object = None) -> object:
+        if not calls:
+            calls.append("other")
+            assert client.put(BOB + "/display-name", data=b"<display-name>Robert</display-name>",
+                              content_type=EL).status == "200 OK"
+        calls.append("ours")
+        return real_update(key, change, describe)
+
+    monkeypatch.setattr(storage, "update", update_after_another_writer)
+    resp = client.put(FRIENDS + "/entry%5B@uri=%22sip:dave@example.com%22%5D",
+                      data=b'<entry uri="sip:dave@example.com"/>', content_type=EL)
+    assert resp.status == "201 Created"
+    assert calls == ["other", "ours", "ours"]
+    assert client.get(RL_URI).data == DOC.replace(b"<display-name>Bob<", b"<display-name>Robert<").replace(
+        b"    <entry uri='sip:carol@example.com'/>\n",
+        b"    <entry uri='sip:carol@example.com'/><entry uri=\"sip:dave@example.com\"/>\n")
+
+
+def test_a_node_put_refused_on_the_document_as_read_succeeds_if_the_locked_row_allows_it(
+    client: Client, etag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 409 worked out ahead is raised only when the locked row is the row it came from."""
+    storage = client.application.storage  # type: ignore[attr-defined]
+    real_update = storage.update
+
+    def update_after_the_list_appears(key: object, change: object, describe: object = None) -> object:
+        monkeypatch.setattr(storage, "update", real_update)
+        assert client.put(RL_URI + '/~~/resource-lists/list%5B@name=%22work%22%5D', data=b'<list name="work"/>',
+                          content_type=EL).status == "201 Created"
+        return real_update(key, change, describe)
+
+    monkeypatch.setattr(storage, "update", update_after_the_list_appears)
+    resp = client.put(RL_URI + '/~~/resource-lists/list%5B@name=%22work%22%5D/entry',
+                      data=b'<entry uri="sip:eve@example.com"/>', content_type=EL)
+    assert resp.status == "201 Created"
+    assert client.get(RL_URI + '/~~/resource-lists/list%5B@name=%22work%22%5D').data == (
+        b'<list name="work"><entry uri="sip:eve@example.com"/></list>')

@@ -375,3 +375,19 @@ def test_etag_changes_on_every_write_and_get_carries_the_latest(client: Client) 
         seen.append(put(client).headers["ETag"])
         assert client.get(RL_URI).headers["ETag"] == seen[-1]
     assert len(set(seen)) == 3
+
+
+def test_a_4_mb_address_book_is_stored_and_read_back_whole_with_the_default_buf_size(client: Client) -> None:
+    """Issue 10: the default buf_size (4 MiB) holds a 4 MB document, and its elements are
+    addressable (one parse: it is larger than the default parse cache bound)."""
+    head = b'<?xml version="1.0" encoding="UTF-8"?>\n<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">\n'
+    entries = b"".join(b'<list name="l%d"><entry uri="sip:user%d@example.com"/></list>\n' % (i, i)
+                       for i in range(60_000))
+    document = head + entries + b"</resource-lists>\n"
+    assert 4_000_000 < len(document) <= 4 * 1024 * 1024
+    put = client.put(RL_URI, data=document, content_type=RL_MIME)
+    assert put.status == "201 Created"
+    got = client.get(RL_URI)
+    assert (got.status, got.headers["ETag"], got.data) == ("200 OK", put.headers["ETag"], document)
+    element = client.get(RL_URI + "/~~/resource-lists/list%5B@name=%22l59999%22%5D/entry/@uri")
+    assert (element.status, element.data) == ("200 OK", b'"sip:user59999@example.com"')

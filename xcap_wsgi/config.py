@@ -79,26 +79,24 @@ _CHECKS: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
-def positive_int(value: str, source: str) -> int:
-    """An integer setting: each is a size, a count or a number of seconds, so at least 1."""
+def _integer(value: str, source: str, minimum: int, kind: str, below: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{source} must be an integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{source} must be at least 1, got {number}")
+        raise ValueError(f"{source} must be {kind}, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{source} must be {below}, got {number}")
     return number
+
+
+def positive_int(value: str, source: str) -> int:
+    """An integer setting: each is a size, a count or a number of seconds, so at least 1."""
+    return _integer(value, source, 1, "an integer", "at least 1")
 
 
 def byte_count(value: str, source: str) -> int:
     """A size in bytes where 0 means off."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{source} must be a number of bytes, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{source} must be 0 (off) or more, got {number}")
-    return number
+    return _integer(value, source, 0, "a number of bytes", "0 (off) or more")
 
 
 def convert(keyword: str, value: str, source: str) -> Any:

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
@@ -57,15 +58,32 @@ def lua(method: str, body: bytes = b"", headers: dict[str, str] | None = None) -
     return "\n".join(lines) + "\n"
 
 
-def wrk(url: str, seconds: int, script: str, tmp: str) -> float:
+class Run(NamedTuple):
+    """One wrk run: requests per second and the median and 99th-percentile latency in ms."""
+
+    rps: float
+    p50: float
+    p99: float
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise SystemExit(f"wrk printed a latency this script cannot read: {text!r}")
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[match.group(2)]
+
+
+def wrk(url: str, seconds: int, script: str, tmp: str, *, threads: int = 1, connections: int = 8) -> Run:
+    """``seconds`` of wrk on ``url`` with ``script`` (-t1 -c8 unless told); any non-2xx answer fails."""
     path = Path(tmp) / "script.lua"
     path.write_text(script)
-    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(path), url],
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(path), url],
                          capture_output=True, text=True, check=True).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match or "Non-2xx" in out:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50, p99 = (re.search(rf"^\s*{p}%\s+(\S+)\s*$", out, re.MULTILINE) for p in (50, 99))
+    if not (rps and p50 and p99) or "Non-2xx" in out:
         raise SystemExit(f"wrk failed or saw errors on {url}:\n{out}")
-    return float(match.group(1))
+    return Run(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)))
 
 
 def request(method: str, url: str, body: bytes = b"", content_type: str = "") -> tuple[int, dict[str, str]]:
@@ -80,15 +98,16 @@ def request(method: str, url: str, body: bytes = b"", content_type: str = "") ->
         conn.close()
 
 
-def serve(db_url: str, tmp: str, gunicorn_args: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """xcap-wsgi serve (or plain gunicorn with ``gunicorn_args``) on a free port."""
+def serve(db_url: str, tmp: str, gunicorn_args: list[str] | None = None, *, app: str = "xcap_wsgi:create_app()",
+          workers: str = "2") -> tuple[subprocess.Popen[bytes], str]:
+    """xcap-wsgi serve (or plain gunicorn running ``app`` with ``gunicorn_args``) on a free port."""
     port = free_port()
     env = {**os.environ, "XCAP_DB_URL": db_url, "XCAP_TABLE": "xcap_bench", "PYTHONPATH": str(HERE.parent)}
     if gunicorn_args is None:
         command = [sys.executable, "-m", "xcap_wsgi", "serve", "--bind", f"127.0.0.1:{port}"]
     else:
-        command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-                   "--no-control-socket", *gunicorn_args, "xcap_wsgi:create_app()"]
+        command = [sys.executable, "-m", "gunicorn", "-w", workers, "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                   "--no-control-socket", *gunicorn_args, app]
     proc = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -122,7 +141,7 @@ def median_rounds(runs: dict[str, tuple[str, str]], seconds: int, rounds: int, t
     for _ in range(rounds):
         for name, (url, script) in runs.items():
             time.sleep(REST_S)
-            results[name].append(wrk(url, seconds, script, tmp))
+            results[name].append(wrk(url, seconds, script, tmp).rps)
     for name, values in results.items():
         print(f"    {name:<28} {statistics.median(values):>8.0f} req/s  (runs: {', '.join(f'{v:.0f}' for v in values)})")
     return {name: statistics.median(values) for name, values in results.items()}

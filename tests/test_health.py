@@ -21,7 +21,7 @@ class Stalled(SQLiteStorage):
 
     release = threading.Event()
 
-    def get(self, doc_uri: str) -> Any:
+    def get(self, key: object) -> Any:
         self.release.wait(10)
         return None
 

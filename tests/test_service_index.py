@@ -23,7 +23,7 @@ from tests.test_cli import REFUSED, UNREACHABLE, run
 from tests.test_generated import RLS_INDEX, RLS_MIME, rls
 from xcap_wsgi import XCAPMiddleware
 from xcap_wsgi.errors import UniquenessFailure
-from xcap_wsgi.storage import DocKey, Document, Storage, WriteResult, sql
+from xcap_wsgi.storage import DocKey, Document, Storage, WriteResult, open_storage, sql
 from xcap_wsgi.storage import services as service_index
 from xcap_wsgi.storage.base import Change, Describe, new_etag
 from xcap_wsgi.storage.dbapi import DBAPIStorage
@@ -326,9 +326,9 @@ def test_document_written_by_another_program_is_warned_about_and_reindex_takes_i
 
 def another_worker(storage: DBAPIStorage) -> DBAPIStorage:
     """A storage of its own on the same table, as each worker process opens."""
-    if isinstance(storage, SQLiteStorage):
-        return SQLiteStorage(storage.path, storage.table)
-    return MySQLStorage(storage.url, storage.table)
+    other = open_storage(storage.url, storage.table)
+    assert isinstance(other, DBAPIStorage)
+    return other
 
 
 def test_global_index_read_checks_the_index_at_most_once_a_minute(
@@ -446,7 +446,8 @@ class MemoryStorage(Storage):
     def __init__(self) -> None:
         self.rows: dict[str, tuple[DocKey, Document]] = {}
 
-    def get(self, doc_uri: str) -> Document | None:
+    def get(self, key: DocKey | str) -> Document | None:
+        doc_uri = key if isinstance(key, str) else key.doc_uri
         return self.rows[doc_uri][1] if doc_uri in self.rows else None
 
     def update(self, key: DocKey, change: Change, describe: Describe | None = None) -> WriteResult:

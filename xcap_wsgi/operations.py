@@ -107,7 +107,7 @@ def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
     ``base_url`` (scheme and host) prefixes the document URIs of the OMA directory."""
     doc = generated(storage, uri, base_url)
     if doc is None:
-        doc = storage.get(uri.doc_uri)
+        doc = storage.get(document_key(uri))
     if doc is None:
         raise NotFound("no such document")
     etag = ("ETag", quoted(doc.etag))

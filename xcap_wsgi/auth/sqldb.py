@@ -1,4 +1,5 @@
-"""One auth table on the storage backends' connections (``sqlite:///path``, ``mysql://...``).
+"""One auth table on the storage backends' connections (``sqlite:///path``, ``mysql://...``,
+``postgresql://...``).
 
 ::
 
@@ -8,6 +9,11 @@
 The per-thread (and per-process) connections, the replay of a unit of work on a dead
 connection and the 503 on an unreachable database are the storage backends' own
 (:class:`~xcap_wsgi.storage.dbapi.DBAPIStorage`); the ``xcap`` table is never touched.
+
+The tables' statements come in two sets, MySQL's and SQLite's (``mysql`` tells which);
+PostgreSQL runs SQLite's, but for the few it words otherwise
+(:data:`~xcap_wsgi.storage.sql.POSTGRESQL_INSTEAD_OF_SQLITE`), which :meth:`SQLTable.sql`
+and the cursor that creates the table put in their place.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from xcap_wsgi.storage import open_storage
+from xcap_wsgi.storage import open_storage, sql
 from xcap_wsgi.storage.base import TABLE_NAME_RE
 from xcap_wsgi.storage.dbapi import DBAPIStorage
 
@@ -38,7 +44,9 @@ class SQLTable:
             raise ValueError(f"{db_url!r} is not an SQL database")
         self.storage = storage
         self.table = table
-        self.mysql = storage.placeholder == "%s"
+        #: ``sqlite``, ``mysql`` or ``postgresql``
+        self.backend = storage.backend
+        self.mysql = self.backend == "mysql"
         self._create = create
         self._ready = False
 
@@ -48,6 +56,7 @@ class SQLTable:
 
     def sql(self, template: str, **names: str) -> str:
         prefix = "" if self.mysql else self.table + "_"
+        template = self._instead(template)
         return template.format(t=self.storage.quoted_table, p=self.storage.placeholder, n=prefix, **names)
 
     def run(self, work: Callable[..., T], *args: Any) -> T:
@@ -58,12 +67,28 @@ class SQLTable:
         result: T = self.storage.run(work, *args)
         return result
 
+    def _instead(self, statement: str) -> str:
+        return sql.POSTGRESQL_INSTEAD_OF_SQLITE.get(statement, statement) if self.backend == "postgresql" else statement
+
     def _create_table(self, cursor: Any) -> None:
-        if not self.mysql:
+        if self.backend == "sqlite":
             cursor.execute("BEGIN IMMEDIATE")  # serialise creation between worker processes
-        self._create(self, cursor)
-        if not self.mysql:
+        self._create(self, _Instead(cursor, self._instead) if self.backend == "postgresql" else cursor)
+        if self.backend == "sqlite":
             cursor.connection.commit()
 
     def close(self) -> None:
         self.storage.close()
+
+
+class _Instead:
+    """A cursor running PostgreSQL's statement where SQLite's is given (table creation)."""
+
+    def __init__(self, cursor: Any, instead: Callable[[str], str]) -> None:
+        self._cursor, self._instead = cursor, instead
+
+    def execute(self, statement: str, params: Any = None) -> Any:
+        return self._cursor.execute(self._instead(statement), params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)

@@ -1,4 +1,5 @@
-"""The storage contract every backend fulfils (one table, Kamailio's ``xcap`` layout).
+"""The storage contract every backend fulfils (one ``xcap`` table, Kamailio's or OpenSIPS's
+layout: :mod:`.dialects`).
 
 A backend stores whole documents keyed by ``doc_uri`` and offers exactly two ways in:
 a plain indexed read (:meth:`Storage.get`, the hot path of a document GET) and an atomic
@@ -77,8 +78,9 @@ class Storage(ABC):
     url: str = ""
 
     @abstractmethod
-    def get(self, doc_uri: str) -> Document | None:
-        """The stored document, or None; one indexed read."""
+    def get(self, key: DocKey | str) -> Document | None:
+        """The stored document, or None; one indexed read by ``key``. A bare doc_uri is indexed
+        in Kamailio's layout only (OpenSIPS's indexes the whole key: :mod:`.dialects`)."""
 
     @abstractmethod
     def update(self, key: DocKey, change: Change, describe: Describe | None = None) -> WriteResult:

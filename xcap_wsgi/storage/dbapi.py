@@ -10,11 +10,11 @@ import os
 import threading
 import weakref
 from abc import abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xcap_wsgi.storage import sql
+from xcap_wsgi.storage import dialects, sql
 from xcap_wsgi.storage.base import (
     XCAP_TABLE_VERSION,
     Change,
@@ -27,7 +27,9 @@ from xcap_wsgi.storage.base import (
     new_etag,
     validate_table_name,
 )
+from xcap_wsgi.storage.dialects import Dialect
 from xcap_wsgi.storage.outbox import Outbox
+from xcap_wsgi.storage.paths import PathClaims
 from xcap_wsgi.storage.services import ServiceIndex
 
 log = logging.getLogger("xcap_wsgi.storage")
@@ -67,6 +69,18 @@ def _blob(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+def _as_stored(doc_type: int, doc_uri: str) -> int:
+    return doc_type
+
+
+def unique_keys(rows: Iterable[tuple[Any, Any, Any]]) -> list[tuple[str, ...]]:
+    """(key name, column, position) rows (:data:`~.sql.UNIQUE_KEYS`) → each key's columns in order."""
+    keys: dict[str, list[tuple[int, str]]] = {}
+    for name, column, position in rows:
+        keys.setdefault(str(name), []).append((int(position), str(column)))
+    return [tuple(column for _, column in sorted(columns)) for columns in keys.values()]
+
+
 class _Held:
     """One thread's connection, closed explicitly when its thread ends or its storage is
     dropped: Python 3.13 warns about a connection left to the garbage collector."""
@@ -84,34 +98,55 @@ def _close_quietly(conn: Any) -> None:
 
 
 class DBAPIStorage(Storage):
-    """A DB-API 2 backend: one connection per thread (and per process after a fork)."""
+    """A DB-API 2 backend: one connection per thread (and per process after a fork).
+
+    ``schema`` is the table's layout (:mod:`.dialects`): ``kamailio`` or ``opensips`` creates
+    that layout when the table is missing and refuses an existing table of the other; None
+    (the default) takes an existing table's as it is and creates Kamailio's.
+    """
 
     placeholder = "?"
-    select_for_update = sql.SELECT_DOC
+    #: which statements of :mod:`.sql` this backend runs: ``sqlite``, ``mysql`` or ``postgresql``
+    backend = "sqlite"
 
-    def __init__(self, xcap_table: str = "xcap") -> None:
+    def __init__(self, xcap_table: str = "xcap", *, schema: str | None = None) -> None:
         self.table = validate_table_name(xcap_table)
+        self.wanted = dialects.dialect_named(schema)
+        #: the table's layout, known once the schema is ensured (or the table read, :meth:`dump`)
+        self.dialect: Dialect | None = None
         self._local = threading.local()
         self._schema_ready = False
         #: the notifier's outbox, when delivery targets are configured (:meth:`enable_outbox`)
         self.outbox: Outbox | None = None
         #: the rls-services service URIs of every document, kept with each write (RS3, RS6)
         self.services = ServiceIndex(self)
+        #: a directory and a document never share a name (U10)
+        self.paths = PathClaims(self)
+        self._sql: dict[str, str] = {}
+        self._by_uri = True
+
+    def _use(self, dialect: Dialect) -> Dialect:
+        """Take ``dialect`` as the table's and prepare its statements."""
         self._sql = {
-            name: template.format(t=self.quoted_table, p=self.placeholder)
+            name: template.replace("{where}", dialect.where).format(t=self.quoted_table, p=self.placeholder,
+                                                                     by_uri=sql.BY_URI[self.backend])
             for name, template in (
-                ("get", sql.SELECT_DOC),
-                ("lock", self.select_for_update),
+                ("get", sql.SELECT_ROW),
+                ("get_uri", sql.SELECT_DOC),
+                ("lock", sql.LOCK_ROW[self.backend]),
                 ("by_type", sql.SELECT_BY_TYPE),
                 ("owned", sql.SELECT_OWNED),
                 ("insert", sql.INSERT_DOC),
-                ("update", sql.UPDATE_DOC),
-                ("delete", sql.DELETE_DOC),
-                ("dump", sql.SELECT_DUMP),
+                ("update", sql.UPDATE_ROW),
+                ("delete", sql.DELETE_ROW),
                 ("version", sql.SELECT_VERSION),
                 ("add_version", sql.INSERT_VERSION),
             )
         }
+        self.dialect = dialect
+        #: Kamailio's layout finds a row by doc_uri alone (its unique key), the hot path's statement
+        self._by_uri = dialect.unique_key == ("doc_uri",)
+        return dialect
 
     @property
     @abstractmethod
@@ -129,7 +164,17 @@ class DBAPIStorage(Storage):
         a dead or busy database, None otherwise."""
 
     @abstractmethod
-    def _create_schema(self, cursor: Any) -> None: ...
+    def _create_schema(self, cursor: Any, dialect: Dialect, new: bool) -> None:
+        """The ``version`` table when missing and, when ``new``, the table in ``dialect``'s layout
+        with its indexes; then a transaction is open for the version row."""
+
+    @abstractmethod
+    def _unique_keys(self, cursor: Any) -> list[tuple[str, ...]]:
+        """The column lists of the table's unique, non-primary keys, each in key order."""
+
+    def _index_prefix(self) -> str:
+        """``{n}``: what keeps this table's index names apart in the database (none in MySQL)."""
+        return "" if self.backend == "mysql" or (self.table == "xcap" and self.backend == "sqlite") else self.table + "_"
 
     # -- connections ---------------------------------------------------------------
     def _connection(self) -> tuple[Any, bool]:
@@ -197,14 +242,23 @@ class DBAPIStorage(Storage):
         self._schema_ready = False
         return self.outbox
 
-    def get(self, doc_uri: str) -> Document | None:
+    def get(self, key: DocKey | str) -> Document | None:
         self.ensure_ready()
-        row = self.run(self._get, doc_uri)
-        return None if row is None else Document(bytes(row[0]), row[1])
+        row = self.run(self._get, key)
+        return None if row is None else Document(_blob(row[0]), row[1])
 
-    def _get(self, cursor: Any, doc_uri: str) -> Any:
-        cursor.execute(self._sql["get"], (doc_uri,))
+    def _get(self, cursor: Any, key: DocKey | str) -> Any:
+        if isinstance(key, str):
+            cursor.execute(self._sql["get_uri"], (key,))
+        elif self._by_uri:
+            cursor.execute(self._sql["get_uri"], (key.doc_uri,))
+        else:
+            cursor.execute(self._sql["get"], self._key_params(key))
         return cursor.fetchone()
+
+    def _key_params(self, key: DocKey) -> tuple[object, ...]:
+        assert self.dialect is not None
+        return self.dialect.key_params(self.dialect.stored(key))
 
     def update(self, key: DocKey, change: Change, describe: Describe | None = None) -> WriteResult:
         self.ensure_ready()
@@ -213,9 +267,10 @@ class DBAPIStorage(Storage):
 
     def _update(self, cursor: Any, key: DocKey, change: Change, describe: Describe | None) -> WriteResult:
         self._begin(cursor)
-        cursor.execute(self._sql["lock"], (key.doc_uri,))
+        where = self._key_params(key)
+        cursor.execute(self._sql["lock"], where)
         row = cursor.fetchone()
-        current = None if row is None else Document(bytes(row[0]), row[1])
+        current = None if row is None else Document(_blob(row[0]), row[1])
         self._local.writing = cursor  # what change's validation looks up sees this transaction
         try:
             new = change(current)
@@ -224,18 +279,28 @@ class DBAPIStorage(Storage):
         etag: str | None = None
         if new is None:
             if current is not None:
-                cursor.execute(self._sql["delete"], (key.doc_uri,))
+                cursor.execute(self._sql["delete"], where)
         else:
             etag = new_etag()
-            if current is None:
-                cursor.execute(self._sql["insert"], (key.username, key.domain, new, key.doc_type, etag, key.doc_uri))
-            else:
-                cursor.execute(self._sql["update"], (new, etag, key.username, key.domain, key.doc_type, key.doc_uri))
+            self._write_row(cursor, key, current is None, new, etag, where)
         self.services.write(cursor, key, new, etag)
+        self.paths.write(cursor, key, current, etag)
         if describe is not None and self.outbox is not None and self.outbox.sinks and (current or new) is not None:
             self.outbox.record(cursor, key.doc_uri, describe(current, etag))
         self._commit(cursor.connection)
         return WriteResult(created=current is None and new is not None, etag=etag)
+
+    def _write_row(self, cursor: Any, key: DocKey, new_row: bool, doc: bytes, etag: str,
+                   where: tuple[object, ...]) -> None:
+        """Insert or replace the row of ``key`` (doc_type as the dialect stores it)."""
+        assert self.dialect is not None
+        stored = self.dialect.stored(key)
+        if new_row:
+            cursor.execute(self._sql["insert"], (stored.username, stored.domain, doc,
+                                                 stored.doc_type, etag, stored.doc_uri))
+        else:
+            cursor.execute(self._sql["update"], (doc, etag, stored.username, stored.domain,
+                                                 stored.doc_type, *where))
 
     @staticmethod
     def _commit(conn: Any) -> None:
@@ -269,7 +334,7 @@ class DBAPIStorage(Storage):
 
     def _documents(self, cursor: Any, doc_type: int) -> list[tuple[str, bytes]]:
         cursor.execute(self._sql["by_type"], (doc_type,))
-        return [(uri, bytes(doc)) for uri, doc in cursor.fetchall()]
+        return [(uri, _blob(doc)) for uri, doc in cursor.fetchall()]
 
     def owned(self, username: str, domain: str) -> list[tuple[str, str, int]]:
         self.ensure_ready()
@@ -284,22 +349,44 @@ class DBAPIStorage(Storage):
         """Every row as stored, ETags included, in id order, read :data:`~.sql.DUMP_BATCH`
         at a time: memory stays flat and no lock is held, so this is not a snapshot (a
         document written meanwhile is read as its batch finds it). Nothing is created:
-        LookupError when the table is missing (it may be another program's, e.g. OpenXCAP's)."""
-        if not self.run(self._table_exists):
-            raise LookupError(f"no table {self.table!r} in {self.description}")
+        LookupError when the table is missing (it may be another program's, e.g. OpenXCAP's);
+        doc_types in Kamailio's codes (:meth:`.Dialect.canonical`), as stored in a table of
+        neither layout."""
+        try:
+            canonical = self.read_dialect().canonical
+        except ValueError:  # another program's layout: its rows as they are
+            canonical = _as_stored
+        statement = sql.SELECT_DUMP.format(t=self.quoted_table, p=self.placeholder)
         after = -(2**63)
-        while rows := self.run(self._dump, after):
+        while rows := self.run(self._dump, statement, after, canonical):
             yield from rows
             after = rows[-1].id
 
+    def read_dialect(self) -> Dialect:
+        """The dialect of the existing table, creating nothing: LookupError when the table is
+        missing (it may be another program's, e.g. OpenXCAP's), ValueError for another layout."""
+        if self.dialect is None:
+            if not self.run(self._table_exists):
+                raise LookupError(f"no table {self.table!r} in {self.description}")
+            self._use(self.run(self._detect))
+        assert self.dialect is not None
+        return self.dialect
+
+    def _detect(self, cursor: Any) -> Dialect:
+        return dialects.check(self.table, dialects.detect(self.table, self._unique_keys(cursor)), self.wanted)
+
     def _table_exists(self, cursor: Any) -> bool:
-        mysql = self.placeholder == "%s"  # as the outbox tells the dialects apart
-        cursor.execute(sql.MYSQL_TABLE_EXISTS if mysql else sql.SQLITE_TABLE_EXISTS, (self.table,))
+        return self.table_exists(cursor, self.table)
+
+    def table_exists(self, cursor: Any, name: str) -> bool:
+        """Whether the table ``name`` exists in this database (its schema, PostgreSQL)."""
+        cursor.execute(sql.TABLE_EXISTS[self.backend], (name,))
         return bool(cursor.fetchone()[0])
 
-    def _dump(self, cursor: Any, after: int) -> list[StoredRow]:
-        cursor.execute(self._sql["dump"], (after,))
-        return [StoredRow(int(i), DocKey(uri, user, domain, int(doc_type)), Document(_blob(doc), etag))
+    @staticmethod
+    def _dump(cursor: Any, statement: str, after: int, canonical: Callable[[int, str], int]) -> list[StoredRow]:
+        cursor.execute(statement, (after,))
+        return [StoredRow(int(i), DocKey(uri, user, domain, canonical(int(doc_type), uri)), Document(_blob(doc), etag))
                 for i, uri, user, domain, doc_type, etag, doc in cursor.fetchall()]
 
     def load(self, documents: Iterable[tuple[DocKey, Document]], *, replace: bool = False) -> tuple[int, int]:
@@ -331,17 +418,13 @@ class DBAPIStorage(Storage):
     def _load(self, cursor: Any, documents: Iterator[tuple[DocKey, Document]], replace: bool) -> tuple[int, int]:
         created = replaced = 0
         for key, document in documents:
-            cursor.execute(self._sql["lock"], (key.doc_uri,))
-            if cursor.fetchone() is None:
-                cursor.execute(self._sql["insert"], (key.username, key.domain, document.doc, key.doc_type,
-                                                     document.etag, key.doc_uri))
-                created += 1
-            elif replace:
-                cursor.execute(self._sql["update"], (document.doc, document.etag, key.username, key.domain,
-                                                     key.doc_type, key.doc_uri))
-                replaced += 1
-            else:
+            where = self._key_params(key)
+            cursor.execute(self._sql["lock"], where)
+            new_row = cursor.fetchone() is None
+            if not (new_row or replace):
                 raise DocumentExists(key.doc_uri)
+            self._write_row(cursor, key, new_row, document.doc, document.etag, where)
+            created, replaced = created + new_row, replaced + (not new_row)
             self.services.restore(cursor, key, document)
         self._commit(cursor.connection)
         return created, replaced
@@ -356,7 +439,10 @@ class DBAPIStorage(Storage):
     def _ensure_schema(self, cursor: Any) -> None:
         if self.outbox is not None:
             self.outbox.create(cursor)
-        self._create_schema(cursor)
+        self.paths.create(cursor)
+        new = not self._table_exists(cursor)
+        dialect = self._use((self.wanted or dialects.DIALECTS[dialects.KAMAILIO]) if new else self._detect(cursor))
+        self._create_schema(cursor, dialect, new)
         cursor.execute(self._sql["version"], (self.table,))
         row = cursor.fetchone()
         if row is None:

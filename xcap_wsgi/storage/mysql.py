@@ -1,16 +1,23 @@
-"""MySQL / MariaDB through PyMySQL or mysqlclient, writing exactly Kamailio's ``xcap`` table.
+"""MySQL / MariaDB through PyMySQL or mysqlclient, writing exactly Kamailio's (or OpenSIPS's) ``xcap`` table.
 
 ::
 
     storage = MySQLStorage("mysql://xcap:secret@127.0.0.1/kamailio")                    # XCAP_MYSQL_DRIVER, auto
     storage = MySQLStorage("mysql://xcap:secret@127.0.0.1/kamailio", driver="pymysql")  # this one, always
+    storage = MySQLStorage("mysql://xcap:secret@127.0.0.1/opensips", schema="opensips") # OpenSIPS's layout (.dialects)
 
 Kamailio's presence (``integrated_xcap_server=1``) and RLS modules read the rows this
 backend writes (kamailio-compat.md): ``doc_uri`` the decoded absolute path, owner in
 ``username``/``domain``, the usage's ``doc_type``, ``etag`` unquoted, ``source`` and
 ``port`` 0. Writes run in READ COMMITTED transactions that lock the row with
 ``SELECT ... FOR UPDATE``; two writers creating the same document race on the unique
-``doc_uri`` index and the loser replays its transaction, now seeing the row.
+key (``doc_uri``; OpenSIPS's: owner, doc_type and doc_uri) and the loser replays its
+transaction, now seeing the row.
+
+Galera multi-master (issue 11): a writer overtaken by another node's commit gets 1213 at
+any statement, COMMIT included, its transaction rolled back; it is replayed whole like a
+deadlock, so If-Match stays exact across nodes. ``?wsrep_sync_wait=1`` in the URL makes
+every read wait for the commits the cluster has (read-your-writes across nodes).
 
 Every wait is bounded, so that a database which accepts connections and never answers
 is a 503 with ``Retry-After`` (:class:`StorageUnavailable`) within 10 s, well inside
@@ -48,7 +55,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import StorageUnavailable
-from xcap_wsgi.storage.dbapi import DBAPIStorage, Retry, TimedOut
+from xcap_wsgi.storage.dbapi import DBAPIStorage, Retry, TimedOut, unique_keys
+from xcap_wsgi.storage.dialects import Dialect
 
 log = logging.getLogger("xcap_wsgi.storage")
 
@@ -73,7 +81,9 @@ TIMED_OUT_SHARE = 0.9
 
 
 def parse_mysql_url(url: str) -> dict[str, Any]:
-    """``mysql://user:pass@host[:port]/db[?unix_socket=...]`` → the drivers' connect arguments."""
+    """``mysql://user:pass@host[:port]/db[?unix_socket=...][&wsrep_sync_wait=N]`` → the drivers'
+    connect arguments; ``wsrep_sync_wait`` (Galera, 0-15) is not one: :class:`MySQLStorage` sets it
+    on each connection, so that reads wait for what other nodes committed (table-dialects.md §5)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mysql+pymysql"):
         raise ValueError(f"not a MySQL URL: {url!r}")
@@ -90,10 +100,19 @@ def parse_mysql_url(url: str) -> dict[str, Any]:
     query = parse_qs(parts.query)
     if "unix_socket" in query:
         args["unix_socket"] = query["unix_socket"][0]
-    unknown = set(query) - {"unix_socket"}
+    if "wsrep_sync_wait" in query:
+        args["wsrep_sync_wait"] = _sync_wait(query["wsrep_sync_wait"][0])
+    unknown = set(query) - {"unix_socket", "wsrep_sync_wait"}
     if unknown:
         raise ValueError(f"unsupported MySQL URL parameter(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def _sync_wait(value: str) -> int:
+    """Galera's causality checks, a bitmask: 1 reads, 2 updates and deletes, 4 inserts, 8 SHOW."""
+    if not (value.isascii() and value.isdigit() and int(value) <= 15):
+        raise ValueError(f"wsrep_sync_wait in the MySQL URL must be 0-15, got {value!r}")
+    return int(value)
 
 
 def choose_driver(driver: str | None = None, *, url: str = "") -> str:
@@ -230,14 +249,15 @@ def _why_not_connected(args: dict[str, Any]) -> OSError | None:
 
 class MySQLStorage(DBAPIStorage):
     placeholder = "%s"
-    select_for_update = sql.SELECT_DOC_FOR_UPDATE
+    backend = "mysql"
 
-    def __init__(self, url: str, xcap_table: str = "xcap", *, driver: str | None = None) -> None:
+    def __init__(self, url: str, xcap_table: str = "xcap", *, driver: str | None = None,
+                 schema: str | None = None) -> None:
         self.connect_args = parse_mysql_url(url)
         self._driver = _MySQLdb() if choose_driver(driver, url=url) == "mysqlclient" else _PyMySQL()
         #: the driver in use: ``pymysql`` or ``mysqlclient``
         self.driver = self._driver.name
-        super().__init__(xcap_table)
+        super().__init__(xcap_table, schema=schema)
         a = self.connect_args
         self.description = f"mysql://{a['user']}@{a['host']}:{a['port']}/{a['database']}"
         self.url = url
@@ -248,14 +268,18 @@ class MySQLStorage(DBAPIStorage):
         return f"`{self.table}`"
 
     def _connect(self) -> Any:
+        args = dict(self.connect_args)
+        session = f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}"
+        if "wsrep_sync_wait" in args:
+            session += f", SESSION wsrep_sync_wait = {args.pop('wsrep_sync_wait')}"
         conn = self._driver.connect(
-            **self.connect_args,
+            **args,
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
             write_timeout=WRITE_TIMEOUT_S,
-            init_command=f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT_S}",
+            init_command=session,
         )
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -274,22 +298,25 @@ class MySQLStorage(DBAPIStorage):
             return StorageUnavailable
         return None
 
-    def _create_schema(self, cursor: Any) -> None:
-        cursor.execute(sql.MYSQL_TABLE_EXISTS, (self.table,))
-        if cursor.fetchone()[0] == 0:
+    def _create_schema(self, cursor: Any, dialect: Dialect, new: bool) -> None:
+        if new:
             names = {"t": self.quoted_table, "n": ""}
-            cursor.execute(sql.MYSQL_CREATE_TABLE.format(**names))
-            for statement in sql.INDEXES:
+            cursor.execute(sql.create_table(self.backend, dialect.name).format(**names))
+            for statement in sql.INDEXES[dialect.name]:
                 try:
                     cursor.execute(statement.format(**names))
                 except self._driver.error as exc:
                     if exc.args[0] != DUPLICATE_INDEX:  # another process created it first
                         raise
-        cursor.execute(sql.MYSQL_CREATE_VERSION)
-        self._check_collation(cursor)
+        cursor.execute(sql.CREATE_VERSION[self.backend, dialect.name])
+        self._check_collation(cursor, dialect)
         cursor.execute("START TRANSACTION")
 
-    def _check_collation(self, cursor: Any) -> None:
+    def _unique_keys(self, cursor: Any) -> list[tuple[str, ...]]:
+        cursor.execute(sql.UNIQUE_KEYS[self.backend], (self.table,))
+        return unique_keys(cursor.fetchall())
+
+    def _check_collation(self, cursor: Any, dialect: Dialect) -> None:
         """Paths are case-sensitive; a ``_ci`` doc_uri column (Kamailio's tables take the
         server default) would fold ``/index`` and ``/INDEX`` into one row."""
         cursor.execute(sql.MYSQL_DOC_URI_COLLATION, (self.table,))
@@ -297,5 +324,6 @@ class MySQLStorage(DBAPIStorage):
         if row and row[0] and not str(row[0]).endswith("_bin"):
             log.warning(
                 "%s.doc_uri has collation %s: document URIs that differ only in case share one row;"
-                " ALTER TABLE %s MODIFY doc_uri VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
-                " makes them distinct", self.table, row[0], self.quoted_table)
+                " ALTER TABLE %s MODIFY doc_uri %s(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+                " makes them distinct", self.table, row[0], self.quoted_table,
+                "CHAR" if dialect.name == "opensips" else "VARCHAR")

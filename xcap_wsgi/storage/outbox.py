@@ -63,25 +63,20 @@ class Outbox:
     def __init__(self, storage: DBAPIStorage, sinks: Sequence[str]) -> None:
         self.storage = storage
         self.sinks = tuple(row_name(s) for s in sinks)
-        self.mysql = storage.placeholder == "%s"
+        self.backend = storage.backend
         base = storage.table[: 64 - len("_outbox_lease")]
-        mark = "`" if self.mysql else '"'
+        mark = "`" if self.backend == "mysql" else '"'
         self.table = base + "_outbox"
         self._names = {"o": f"{mark}{self.table}{mark}", "l": f"{mark}{base}_outbox_lease{mark}", "p": storage.placeholder,
-                       "n": "" if self.mysql else base + "_"}
+                       "n": "" if self.backend == "mysql" else base + "_"}
 
     def _sql(self, template: str, **extra: Any) -> str:
         return template.format(**self._names, **extra)
 
     def create(self, cursor: Any) -> None:
         """Both tables, when missing (idempotent)."""
-        if self.mysql:
-            cursor.execute(self._sql(sql.MYSQL_CREATE_OUTBOX))
-            cursor.execute(self._sql(sql.MYSQL_CREATE_LEASE))
-        else:
-            cursor.execute(self._sql(sql.SQLITE_CREATE_OUTBOX))
-            cursor.execute(self._sql(sql.SQLITE_OUTBOX_INDEX))
-            cursor.execute(self._sql(sql.SQLITE_CREATE_LEASE))
+        for statement in sql.CREATE_OUTBOX[self.backend]:
+            cursor.execute(self._sql(statement))
 
     def record(self, cursor: Any, doc_uri: str, event: str) -> None:
         """Inside the writing transaction: one pending row per target."""
@@ -133,7 +128,7 @@ class Outbox:
 
         def work(cursor: Any) -> bool:
             now = time.time()
-            cursor.execute(self._sql(sql.MYSQL_LEASE_INSERT if self.mysql else sql.SQLITE_LEASE_INSERT), (name,))
+            cursor.execute(self._sql(sql.LEASE_INSERT[self.backend]), (name,))
             cursor.execute(self._sql(sql.LEASE_TAKE), (owner, now + duration, name, owner, now))
             if cursor.rowcount == 1:
                 return True

@@ -111,7 +111,7 @@ class ServiceIndex:
 
     def __init__(self, storage: DBAPIStorage) -> None:
         self.storage = storage
-        self.mysql = storage.placeholder == "%s"  # as the outbox tells the dialects apart
+        self.mysql = storage.backend == "mysql"
         base = storage.table[: 64 - len("_rls_documents")]
         self.tables = (base + "_rls_services", base + "_rls_documents")
         mark = "`" if self.mysql else '"'
@@ -120,13 +120,22 @@ class ServiceIndex:
         self._checked = -math.inf
 
     @property
+    def _by_owner(self) -> bool:
+        """Whether the index rows carry username and domain (OpenSIPS's layout: :mod:`.dialects`)."""
+        return self.storage.read_dialect().keyed_by_owner
+
+    @property
     def indexer(self) -> ServiceIndexer | None:
         return _indexers[-1] if _indexers else None
 
     def _sql(self, template: str, count: int = 0, **extra: str) -> str:
         assert self.indexer is not None
-        marks = ", ".join([self.storage.placeholder] * count)
-        return template.format(**self._names, k=int(self.indexer.doc_type), m=marks, **extra)
+        dialect, k, p = self.storage.read_dialect(), int(self.indexer.doc_type), self.storage.placeholder
+        owner = dialect.keyed_by_owner
+        names = {"k": str(k), "m": ", ".join([p] * count), "js": dialect.join("s", k), "jd": dialect.join("d", k),
+                 "oc": ", username, domain" if owner else "", "ov": f", {p}, {p}" if owner else "",
+                 "owner": sql.SERVICES_OWNER_COLUMNS.format(username="", domain="") if owner else ""}
+        return template.format(**self._names, **{**names, **extra})
 
     # -- schema ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -144,17 +153,14 @@ class ServiceIndex:
 
     def _create(self, cursor: Any) -> bool:
         """Both tables, when missing; True when they were."""
-        exists = sql.MYSQL_TABLE_EXISTS if self.mysql else sql.SQLITE_TABLE_EXISTS
-        cursor.execute(exists, (self.tables[1],))
-        created = not cursor.fetchone()[0]
+        created = not self.storage.table_exists(cursor, self.tables[1])
+        types = self._join_types(cursor) if self.mysql else {}
+        owner = sql.SERVICES_OWNER_COLUMNS.format(username=types.get("username", ""), domain=types.get("domain", ""))
+        for statement in sql.CREATE_SERVICES[self.storage.backend]:
+            cursor.execute(self._sql(statement, doc_uri=types.get("doc_uri", ""), etag=types.get("etag", ""),
+                                     owner=owner if self._by_owner else ""))
         if self.mysql:
-            types = self._join_types(cursor)
-            for statement in (sql.MYSQL_CREATE_SERVICES, sql.MYSQL_CREATE_SERVICE_DOCUMENTS):
-                cursor.execute(self._sql(statement, doc_uri=types.get("doc_uri", ""), etag=types.get("etag", "")))
             self._match_join_columns(cursor)
-        else:
-            for statement in (sql.SQLITE_CREATE_SERVICES, sql.SQLITE_SERVICES_INDEX, sql.SQLITE_CREATE_SERVICE_DOCUMENTS):
-                cursor.execute(self._sql(statement))
         return created
 
     def _join_columns(self, cursor: Any) -> dict[tuple[str, str], tuple[str, str, int]]:
@@ -163,7 +169,8 @@ class ServiceIndex:
                 for table, column, charset, collation, length in cursor.fetchall()}
 
     def _join_types(self, cursor: Any) -> dict[str, str]:
-        """The xcap table's character set and collation of doc_uri and etag, as column options:
+        """The xcap table's character set and collation of the joined columns (doc_uri, etag, and
+        username and domain in OpenSIPS's layout), as column options:
         a join between columns of different collations is an error in MySQL, and one in the
         xcap table's own collation uses its index (Kamailio's tables take the server's default)."""
         columns = self._join_columns(cursor)
@@ -193,7 +200,7 @@ class ServiceIndex:
         taken, _ = self._holders(cursor, [s.uri for s in services])
         if taken:
             indexer.refuse(doc, taken, lambda uris: self.taken(cursor, uris, key.doc_uri))
-        self._insert(cursor, key.doc_uri, etag, services, set())
+        self._insert(cursor, key, etag, services, set())
 
     def restore(self, cursor: Any, key: DocKey, document: Document) -> int:
         """As :meth:`write`, for a document imported as it was stored: a URI held already is
@@ -204,7 +211,7 @@ class ServiceIndex:
         self._remove(cursor, key.doc_uri)
         services = indexer.services(key.doc_uri, document.doc)
         _, claimed = self._holders(cursor, [s.uri for s in services])
-        return self._insert(cursor, key.doc_uri, document.etag, services, claimed)
+        return self._insert(cursor, key, document.etag, services, claimed)
 
     def _remove(self, cursor: Any, doc_uri: str) -> None:
         cursor.execute(self._sql(sql.SERVICES_DELETE), (doc_uri,))
@@ -237,17 +244,19 @@ class ServiceIndex:
             for statement in sql.SERVICES_DROP_VERSION:
                 cursor.executemany(self._sql(statement), versions)
 
-    def _insert(self, cursor: Any, doc_uri: str, etag: str, services: list[Service], claimed: set[str]) -> int:
+    def _insert(self, cursor: Any, key: DocKey, etag: str, services: list[Service], claimed: set[str]) -> int:
         """The document's rows; a URI whose hash is in ``claimed`` (which grows) is repeated
         without holding it. Returns how many are."""
-        rows, repeated = [], 0
+        doc_uri, owner = key.doc_uri, (key.username, key.domain) if self._by_owner else ()
+        rows: list[tuple[object, ...]] = []
+        repeated = 0
         for position, service in enumerate(services):
             digest = uri_hash(service.uri)
             repeated += digest in claimed
             duplicate = _duplicate(doc_uri, position) if digest in claimed else 0
-            rows.append((digest, duplicate, doc_uri, etag, position, service.uri, service.element))
+            rows.append((digest, duplicate, doc_uri, etag, position, service.uri, service.element, *owner))
             claimed.add(digest)
-        cursor.execute(self._sql(sql.SERVICES_INSERT_DOCUMENT), (doc_uri, etag))
+        cursor.execute(self._sql(sql.SERVICES_INSERT_DOCUMENT), (doc_uri, etag, *owner))
         if rows:
             cursor.executemany(self._sql(sql.SERVICES_INSERT), rows)
         return repeated
@@ -303,8 +312,7 @@ class ServiceIndex:
         LookupError when the xcap table is missing (nothing is created then)."""
         if self.indexer is None:
             raise LookupError("no application usage indexes rls-services documents")
-        if not self.storage.run(self.storage._table_exists):
-            raise LookupError(f"no table {self.storage.table!r} in {self.storage.description}")
+        self.storage.read_dialect()  # LookupError when the table is missing
         self.storage.run(self._create)
         result: Reindexed = self.storage.run(self._reindex)
         self._checked = time.monotonic()
@@ -323,9 +331,10 @@ class ServiceIndex:
             rows = cursor.fetchall()
             if not rows:
                 break
-            for _, doc_uri, etag, doc in rows:
+            for _, doc_uri, etag, doc, username, domain in rows:
                 found = self.indexer.services(doc_uri, doc.encode() if isinstance(doc, str) else bytes(doc))
-                repeated += self._insert(cursor, doc_uri, etag, found, claimed)
+                key = DocKey(doc_uri, username, domain, self.indexer.doc_type)
+                repeated += self._insert(cursor, key, etag, found, claimed)
                 documents, services = documents + 1, services + len(found)
             after = rows[-1][0]
         self.storage._commit(cursor.connection)

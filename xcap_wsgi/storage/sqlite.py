@@ -18,7 +18,8 @@ from typing import Any
 
 from xcap_wsgi.storage import sql
 from xcap_wsgi.storage.base import StorageUnavailable
-from xcap_wsgi.storage.dbapi import DBAPIStorage, TimedOut
+from xcap_wsgi.storage.dbapi import DBAPIStorage, TimedOut, unique_keys
+from xcap_wsgi.storage.dialects import Dialect
 
 BUSY_TIMEOUT_S = 5.0
 #: SQLITE_BUSY, SQLITE_LOCKED (primary result codes): the busy timeout ran out
@@ -36,16 +37,15 @@ def is_busy(exc: sqlite3.Error) -> bool:
 class SQLiteStorage(DBAPIStorage):
     placeholder = "?"
 
-    def __init__(self, path: str, xcap_table: str = "xcap", busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(self, path: str, xcap_table: str = "xcap", busy_timeout: float = BUSY_TIMEOUT_S, *,
+                 schema: str | None = None) -> None:
         if not path or path == ":memory:":
             raise ValueError("SQLite storage needs a file path (an in-memory database is not shared between workers)")
         self.path = path
         self.busy_timeout = busy_timeout
-        super().__init__(xcap_table)
+        super().__init__(xcap_table, schema=schema)
         self.description = f"sqlite:///{path}"
         self.url = f"sqlite:///{path}"
-        # index names are per database in SQLite: keep Kamailio's names for the default table
-        self._index_prefix = "" if self.table == "xcap" else self.table + "_"
 
     @property
     def quoted_table(self) -> str:
@@ -82,10 +82,21 @@ class SQLiteStorage(DBAPIStorage):
             return TimedOut if is_busy(exc) else StorageUnavailable
         return StorageUnavailable if type(exc) is sqlite3.DatabaseError else None
 
-    def _create_schema(self, cursor: Any) -> None:
-        names = {"t": self.quoted_table, "n": self._index_prefix}
+    def _create_schema(self, cursor: Any, dialect: Dialect, new: bool) -> None:
+        # index names are per database in SQLite: Kamailio's names for the default table
+        names = {"t": self.quoted_table, "n": self._index_prefix()}
         cursor.execute("BEGIN IMMEDIATE")
-        cursor.execute(sql.SQLITE_CREATE_TABLE.format(**names))
-        for statement in sql.INDEXES:
-            cursor.execute(statement.format(**names).replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
-        cursor.execute(sql.SQLITE_CREATE_VERSION)
+        if new:
+            cursor.execute(sql.create_table(self.backend, dialect.name).format(**names))
+            for statement in sql.INDEXES[dialect.name]:
+                cursor.execute(statement.format(**names).replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        cursor.execute(sql.CREATE_VERSION[self.backend, dialect.name])
+
+    def _unique_keys(self, cursor: Any) -> list[tuple[str, ...]]:
+        """From ``PRAGMA index_list`` (origin ``u``: a UNIQUE constraint, ``c``: CREATE UNIQUE INDEX)."""
+        rows = []
+        for _, name, unique, origin, *_ in cursor.execute(f"PRAGMA index_list({self.quoted_table})").fetchall():
+            if unique and origin != "pk":
+                quoted = '"' + name.replace('"', '""') + '"'
+                rows += [(name, column, seq) for seq, _, column in cursor.execute(f"PRAGMA index_info({quoted})")]
+        return unique_keys(rows)

@@ -33,7 +33,7 @@ def at_most_two_notes(root: Any, context: Any) -> None:
 def notes(tmp_path: Path, storage: Storage) -> Iterator[Client]:
     (tmp_path / "notes.xsd").write_text(XSD)
     register(ApplicationUsage(
-        auid="com.example.notes", mime_type=MIME, namespace="urn:example:notes", doc_type=1024,
+        auid="com.example.notes", mime_type=MIME, namespace="urn:example:notes", doc_type=4096,
         root="{urn:example:notes}notes", schemas=(str(tmp_path / "notes.xsd"),), constraints=(at_most_two_notes,),
     ))
     yield Client(XCAPMiddleware(None, storage=storage))
@@ -66,7 +66,7 @@ def test_re_registered_usage_takes_effect_on_a_running_server(notes: Client) -> 
     notes.put(URI, data=notes_doc("hi"), content_type=MIME)
     assert notes.get(URI).headers["Content-Type"] == MIME  # the parsed URI is now cached
     register(ApplicationUsage(auid="com.example.notes", mime_type="application/xml", namespace="urn:example:notes",
-                              doc_type=1024))
+                              doc_type=4096))
     assert notes.get(URI).headers["Content-Type"] == "application/xml"
     unregister("com.example.notes")
     assert notes.get(URI).status == "404 Not Found"

@@ -41,6 +41,7 @@ def test_xcap_caps_lists_every_auid_and_validated_namespace(client: Client) -> N
     assert [a.text for a in root.find(CAPS_NS + "auids")] == [
         "org.openmobilealliance.pres-content", "org.openmobilealliance.pres-rules",
         "org.openmobilealliance.user-profile", "org.openmobilealliance.xcap-directory",
+        "org.openxcap.dialog-rules", "org.openxcap.watchers",
         "pidf-manipulation", "pres-rules", "resource-lists", "rls-services", "xcap-caps"]
     namespaces = [n.text for n in root.find(CAPS_NS + "namespaces")]
     for ns in ("urn:ietf:params:xml:ns:xcap-caps", "urn:ietf:params:xml:ns:resource-lists",
@@ -55,7 +56,7 @@ def test_xcap_caps_conditional_get_is_304(client: Client) -> None:
 
 
 def test_xcap_caps_node_selector(client: Client) -> None:
-    resp = client.get(CAPS + "/~~/xcap-caps/auids/auid%5B9%5D")
+    resp = client.get(CAPS + "/~~/xcap-caps/auids/auid%5B11%5D")
     assert (resp.status, resp.headers["Content-Type"], resp.data) == (
         "200 OK", "application/xcap-el+xml", b"<auid>xcap-caps</auid>")
 

@@ -329,12 +329,10 @@ def test_import_from_openxcap_maps_each_row_onto_our_document_uri_and_doc_type(t
     result = run("import", "--db-url", "sqlite:///t.db", "--from-openxcap", MYSQL_URL,
                  "--openxcap-table", openxcap_table, cwd=tmp_path)
     assert outcome(result) == (0, b"", (
-        "xcap-wsgi: skipped OpenXCAP row 7: /xcap-root/org.openxcap.dialog-rules/users/sip:jürgen@example.org/index:"
-        " unknown application usage (AUID) 'org.openxcap.dialog-rules'\n"
         "xcap-wsgi: skipped OpenXCAP row 8: /xcap-root/test-app/users/sip:jürgen@example.org/index:"
         " unknown application usage (AUID) 'test-app'\n"
         "xcap-wsgi: skipped OpenXCAP row 9: doc_type 256 is none of OpenXCAP's application usages\n"
-        "xcap-wsgi: imported 6 documents into sqlite:///t.db; skipped 3 OpenXCAP rows\n"))
+        "xcap-wsgi: imported 7 documents into sqlite:///t.db; skipped 2 OpenXCAP rows\n"))
     assert sqlite_rows(tmp_path / "t.db") == [
         ("alice", "example.com", PRES_RULES, 2, "0f1e2d3c4b5a69788796a5b4c3d2e1f0", 0,
          "/xcap-root/pres-rules/users/sip:alice@example.com/index.xml", 0),
@@ -349,6 +347,8 @@ def test_import_from_openxcap_maps_each_row_onto_our_document_uri_and_doc_type(t
         ("jürgen", "example.org", MINIMAL["org.openmobilealliance.pres-content"][1], 128,
          "55555555555555555555555555555555", 0,
          "/xcap-root/org.openmobilealliance.pres-content/users/sip:jürgen@example.org/oma_status-icon/index", 0),
+        ("jürgen", "example.org", DIALOG_RULES, 1024, "66666666666666666666666666666666", 0,
+         "/xcap-root/org.openxcap.dialog-rules/users/sip:jürgen@example.org/index", 0),
     ]
     app = XCAPMiddleware(None, db_url="sqlite:///" + str(tmp_path / "t.db"))
     migrated = Client(app).get("/xcap-root/pres-rules/users/sip:alice@example.com/index.xml")

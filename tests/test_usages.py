@@ -141,6 +141,7 @@ def test_registry_lists_every_builtin_auid() -> None:
     assert [u.auid for u in all_usages()] == [
         "org.openmobilealliance.pres-content", "org.openmobilealliance.pres-rules",
         "org.openmobilealliance.user-profile", "org.openmobilealliance.xcap-directory",
+        "org.openxcap.dialog-rules", "org.openxcap.watchers",
         "pidf-manipulation", "pres-rules", "resource-lists", "rls-services", "xcap-caps",
     ]
 
@@ -859,9 +860,8 @@ def test_client_document_verdict(name: str) -> None:
 
 
 @needs_fixtures
-def test_client_dialog_rules_auid_is_not_served_but_the_document_is_valid_common_policy() -> None:
-    assert get_usage("org.openxcap.dialog-rules") is None
-    validate(PRES_RULES, (FIXTURES / DIALOG_RULES).read_bytes())
+def test_client_dialog_rules_document_is_valid_dialog_rules() -> None:
+    validate("org.openxcap.dialog-rules", (FIXTURES / DIALOG_RULES).read_bytes())
 
 
 @needs_fixtures

@@ -5,7 +5,9 @@
   ``index`` (RS6), assembled on each request from the storage's service index (no
   parsing), so it always reflects the latest state;
 * ``/org.openmobilealliance.xcap-directory/users/<xui>/directory.xml``: the user's
-  documents with their ETags.
+  documents with their ETags;
+* ``/org.openxcap.watchers/users/<xui>/index``: the watchers of the user's presence, from
+  the presence server's tables (:mod:`xcap_wsgi.usages.watchers`).
 
 Each answer gets a strong ETag derived from its bytes, so conditional GETs work on them
 like on stored documents.
@@ -29,6 +31,7 @@ from xcap_wsgi.usages import (
 from xcap_wsgi.usages.caps import XCAP_CAPS
 from xcap_wsgi.usages.oma import XCAP_DIRECTORY
 from xcap_wsgi.usages.resource_lists import RLS_SERVICES, rls_services_document
+from xcap_wsgi.usages.watchers import WATCHERS, WATCHERS_DOCUMENTS, watchers_document
 
 DIRECTORY_DOCUMENT = "directory.xml"
 URI_SAFE = "/:@!$&'()*+,;=-._~"
@@ -50,6 +53,10 @@ def generated(storage: Storage, uri: XCAPURI, base_url: str) -> Document | None:
         if uri.tree != "users" or uri.document != DIRECTORY_DOCUMENT:
             raise NotFound(f"the xcap-directory is users/<xui>/{DIRECTORY_DOCUMENT}")
         return _document(directory(storage, uri, base_url))
+    if uri.usage is WATCHERS:
+        if uri.tree != "users" or uri.document not in WATCHERS_DOCUMENTS:
+            raise NotFound("the watchers document is users/<xui>/index (or users/<xui>/watchers.xml)")
+        return _document(watchers_document(storage, uri.username, uri.domain))
     return None
 
 

@@ -230,8 +230,8 @@ class _Skip(Exception):
 class OpenXCAPRows:
     """The documents of OpenXCAP's table ``source``, as this server stores them under
     ``xcap_root``. Rows that cannot be served here (an application usage not registered,
-    such as ``org.openxcap.dialog-rules``, or a name no URI reaches) are skipped, each
-    reported, and counted in ``skipped``."""
+    such as OpenXCAP's ``test-app``, or a name no URI reaches) are skipped, each reported,
+    and counted in ``skipped``."""
 
     source: DBAPIStorage
     xcap_root: str = "/xcap-root/"

@@ -11,7 +11,7 @@ of their own with :func:`register`::
         auid="com.example.notes",
         mime_type="application/vnd.example.notes+xml",
         namespace="urn:example:notes",
-        doc_type=1024,
+        doc_type=4096,  # a code no SIP server reads (kamailio-compat.md)
         root="{urn:example:notes}notes",
         schemas=("/etc/xcap/notes.xsd",),
     ))
@@ -141,7 +141,7 @@ def all_usages() -> list[ApplicationUsage]:
     return sorted(_REGISTRY.values(), key=lambda u: u.auid)
 
 
-from xcap_wsgi.usages import caps, oma, pidf, pres_rules, resource_lists  # noqa: E402,F401  (registers)
+from xcap_wsgi.usages import caps, dialog_rules, oma, pidf, pres_rules, resource_lists, watchers  # noqa: E402,F401  (registers)
 from xcap_wsgi.usages.caps import xcap_caps_document  # noqa: E402
 from xcap_wsgi.usages.oma import DirectoryEntry, xcap_directory_document  # noqa: E402
 from xcap_wsgi.usages.resource_lists import rls_services_global_index  # noqa: E402

@@ -41,7 +41,7 @@ except ValueError as exc:
     _refuse(str(exc))
 if settings.get("auth", "none") == "none" and os.environ.get("XCAP_ALLOW_UNAUTHENTICATED") != "true":
     _refuse("XCAP_AUTH=none lets anyone who reaches nginx read and write every user's documents:"
-            " set XCAP_AUTH=digest|basic|upstream, or XCAP_ALLOW_UNAUTHENTICATED=true")
+            " set XCAP_AUTH=digest|basic|upstream|ims, or XCAP_ALLOW_UNAUTHENTICATED=true")
 if settings.get("auth") == "digest" and not settings.get("auth_secret"):
     _refuse("XCAP_AUTH=digest needs XCAP_AUTH_SECRET, the same for every worker and host:"
             " python3 -c 'import secrets; print(secrets.token_hex(32))'")

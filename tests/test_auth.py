@@ -433,7 +433,7 @@ def test_administrator_identity_is_flagged_admin() -> None:
         pytest.param("digest", {"secret": SECRET, "credentials": lookup, "trusted_peers": ["10.0.0.0/33"]}, "CIDR", id="bad-cidr"),
         pytest.param("digest", {"secret": SECRET, "credentials": lookup, "admins": ["example.com"]}, "expected a user@domain",
                      id="admin-without-user"),
-        pytest.param("basic", {"credentials_url": "postgres://x/y"}, "unsupported db_url", id="bad-credentials-url"),
+        pytest.param("basic", {"credentials_url": "oracle://x/y"}, "unsupported db_url", id="bad-credentials-url"),
         pytest.param("basic", {"credentials_url": "sqlite:///x.db", "credentials_table": "sub;drop"}, "table name",
                      id="bad-table-name"),
         pytest.param("upstream", {}, "needs trusted_proxies", id="upstream-without-proxies"),

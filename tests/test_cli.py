@@ -35,8 +35,8 @@ def test_initdb_creates_the_sqlite_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db")
     assert conn.execute("SELECT table_version FROM version WHERE table_name='docs'").fetchall() == [(4,)]
     tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
-    assert tables == [("docs",), ("docs_outbox",), ("docs_outbox_lease",), ("docs_rls_documents",), ("docs_rls_services",),
-                      ("sqlite_sequence",), ("version",)]
+    assert tables == [("docs",), ("docs_outbox",), ("docs_outbox_lease",), ("docs_paths",), ("docs_rls_documents",),
+                      ("docs_rls_services",), ("sqlite_sequence",), ("version",)]
     conn.close()
 
 
@@ -65,8 +65,8 @@ CONFIG = "xcap-wsgi: configuration error: "
     ("args", "env", "message"),
     [
         pytest.param(["initdb", "--db-url", "oracle://x"], {},
-                     CONFIG + "unsupported --db-url 'oracle://x': use sqlite:///path/to/file.db or"
-                              " mysql://user:pass@host[:port]/db", id="db-url"),
+                     CONFIG + "unsupported --db-url 'oracle://x': use sqlite:///path/to/file.db,"
+                              " mysql://user:pass@host[:port]/db or postgresql://user:pass@host[:port]/db", id="db-url"),
         pytest.param(["serve", "--xcap-root", "nope"], {},
                      CONFIG + "--xcap-root must be an absolute path starting with '/', got 'nope'", id="xcap-root"),
         pytest.param(["serve", "--xcap-table", "a;b"], {},
@@ -103,7 +103,7 @@ CONFIG = "xcap-wsgi: configuration error: "
         pytest.param(["serve", "--admin", "alice"], {},
                      CONFIG + "--admin must be an identity sip:user@domain, got 'alice'", id="admin"),
         pytest.param(["serve", "--auth", "ldap"], {},
-                     CONFIG + "--auth must be one of none, digest, basic, upstream, got 'ldap'", id="auth"),
+                     CONFIG + "--auth must be one of none, digest, basic, upstream, ims, got 'ldap'", id="auth"),
         pytest.param(["serve", "--auth", "upstream"], {},
                      CONFIG + "upstream authentication needs --trusted-proxy: the addresses allowed to name the user",
                      id="auth-upstream-without-proxy"),
@@ -114,8 +114,9 @@ CONFIG = "xcap-wsgi: configuration error: "
         pytest.param(["serve", "--nonce-lifetime", "0"], {}, CONFIG + "--nonce-lifetime must be at least 1, got 0",
                      id="nonce-lifetime"),
         pytest.param(["serve", "--credentials-url", "oracle://x"], {},
-                     CONFIG + "unsupported --credentials-url 'oracle://x': use sqlite:///path/to/file.db or"
-                              " mysql://user:pass@host[:port]/db", id="credentials-url"),
+                     CONFIG + "unsupported --credentials-url 'oracle://x': use sqlite:///path/to/file.db,"
+                              " mysql://user:pass@host[:port]/db or postgresql://user:pass@host[:port]/db",
+                     id="credentials-url"),
         pytest.param(["serve", "--notify", "http://127.0.0.1:5091/RPC"], {},
                      CONFIG + "unsupported --notify target 'http://127.0.0.1:5091/RPC': use kamailio+http://host:port/RPC,"
                               " opensips+http://host:port/mi, sip:host[:port][;transport=udp|tcp] or a callable",
@@ -352,7 +353,7 @@ def test_serve_refuses_a_public_address_without_authentication(tmp_path: Path) -
     result = run("serve", "--bind", "0.0.0.0:1", cwd=tmp_path)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", (
         "xcap-wsgi: configuration error: refusing to serve 0.0.0.0:1 without authentication:"
-        " use --auth digest|basic|upstream, bind to 127.0.0.1, or pass --allow-unauthenticated\n"))
+        " use --auth digest|basic|upstream|ims, bind to 127.0.0.1, or pass --allow-unauthenticated\n"))
 
 
 def test_user_closes_its_database_connection(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_create_app_keywords_override_environment(monkeypatch: pytest.MonkeyPatc
         pytest.param({"XCAP_NONCE_LIFETIME": "0"}, "XCAP_NONCE_LIFETIME must be at least 1, got 0", id="positive"),
         pytest.param({"XCAP_ALLOW_BASIC_OVER_HTTP": "maybe"},
                      "XCAP_ALLOW_BASIC_OVER_HTTP must be true or false, got 'maybe'", id="boolean"),
-        pytest.param({"XCAP_AUTH": "ldap"}, "XCAP_AUTH must be one of none, digest, basic, upstream, got 'ldap'",
+        pytest.param({"XCAP_AUTH": "ldap"}, "XCAP_AUTH must be one of none, digest, basic, upstream, ims, got 'ldap'",
                      id="auth"),
         pytest.param({"XCAP_TRUSTED_PROXIES": "127.0.0.1, 300.1.1.1"},
                      "XCAP_TRUSTED_PROXIES must be an IP address or CIDR block, got '300.1.1.1'", id="trusted-proxies"),
@@ -140,8 +140,9 @@ def test_create_app_keywords_override_environment(monkeypatch: pytest.MonkeyPatc
                      "the MySQL URL must name one database: mysql://user:pass@host/dbname, got 'mysql://root@localhost/'",
                      id="credentials-url"),
         pytest.param({"XCAP_CREDENTIALS_URL": "oracle://x"},
-                     "unsupported XCAP_CREDENTIALS_URL 'oracle://x': use sqlite:///path/to/file.db or"
-                     " mysql://user:pass@host[:port]/db", id="credentials-url-scheme"),
+                     "unsupported XCAP_CREDENTIALS_URL 'oracle://x': use sqlite:///path/to/file.db,"
+                     " mysql://user:pass@host[:port]/db or postgresql://user:pass@host[:port]/db",
+                     id="credentials-url-scheme"),
     ],
 )
 def test_bad_environment_value_is_refused_naming_its_variable(environ: dict[str, str], message: str) -> None:
@@ -199,7 +200,7 @@ def test_environment_lists_and_booleans_are_converted() -> None:
         ({"xcap_root": "xcap"}, "xcap_root must be an absolute path"),
         ({"xcap_table": "xcap; DROP TABLE x"}, "xcap_table must match"),
         ({"xcap_table": "x" * 65}, "xcap_table must match"),
-        ({"db_url": "postgres://x/y"}, "unsupported db_url"),
+        ({"db_url": "oracle://x/y"}, "unsupported db_url"),
         ({"db_url": "mysql://root@localhost/"}, "must name one database"),
         ({"db_url": "mysql://root@localhost/db?ssl=1"}, "unsupported MySQL URL parameter"),
         ({"db_url": "sqlite:///:memory:"}, "needs a file path"),
@@ -217,7 +218,7 @@ def test_db_url_and_storage_together_are_refused(tmp_path: Path) -> None:
 
 def test_unexpected_exception_is_500_without_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class Broken(SQLiteStorage):
-        def get(self, doc_uri: str) -> Any:
+        def get(self, key: object) -> Any:
             raise RuntimeError("secret internals")
 
     client = Client(XCAPMiddleware(None, storage=Broken(str(tmp_path / "b.db"))))

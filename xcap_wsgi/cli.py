@@ -9,6 +9,7 @@ every document with its ETag (:mod:`xcap_wsgi.transfer`), ``doc`` provisions one
     XCAP_AUTH_SECRET=... xcap-wsgi serve --auth digest --bind 0.0.0.0:8000 --workers 4 \\
         --db-url mysql://kamailio:secret@127.0.0.1/kamailio
     xcap-wsgi initdb --db-url mysql://kamailio:secret@127.0.0.1/kamailio
+    xcap-wsgi initdb --db-url postgresql://opensips:secret@127.0.0.1/opensips --schema opensips
     xcap-wsgi user add sip:alice@example.com --password secret
     xcap-wsgi export --db-url sqlite:///xcap.db backup.jsonl
     xcap-wsgi import --db-url mysql://kamailio:secret@127.0.0.1/kamailio backup.jsonl
@@ -48,6 +49,7 @@ from xcap_wsgi.config import ENVIRONMENT, convert, named, positive_int, settings
 from xcap_wsgi.middleware import XCAPMiddleware
 from xcap_wsgi.storage import DEFAULT_DB_URL, StorageUnavailable, open_storage
 from xcap_wsgi.storage.dbapi import DBAPIStorage
+from xcap_wsgi.storage.dialects import SCHEMAS
 
 DEFAULT_BIND = "127.0.0.1:8000"
 log = logging.getLogger("xcap_wsgi")
@@ -62,9 +64,13 @@ SERVE_FLAGS = {
     "--trusted-peer": ("trusted_peers", "CIDR of servers that read without credentials (repeatable)"),
     "--trusted-proxy": ("trusted_proxies", "CIDR of proxies whose forwarding headers are believed (repeatable)"),
     "--admin": ("admins", "identity allowed to write the global tree, sip:user@domain (repeatable)"),
-    "--upstream-header": ("upstream_header", "header naming the user in --auth upstream (default REMOTE_USER)"),
+    "--upstream-header": ("upstream_header", "header naming the user in --auth upstream (default REMOTE_USER) or"
+                                             " asserting it in --auth ims (default X-3GPP-Asserted-Identity and"
+                                             " X-XCAP-Asserted-Identity)"),
     "--nonce-lifetime": ("nonce_lifetime", "seconds a digest nonce stays fresh (default 300)"),
     "--digest-algorithms": ("digest_algorithms", "offered digest algorithms in order (default MD5,SHA-256)"),
+    "--realm": ("realm", "digest/basic realm of the global tree, the accounts' SIP domain (default: the subscriber"
+                         " table's only domain)"),
     "--notify": ("notify", "announce every change to kamailio+http://host:port/RPC, opensips+http://host:port/mi"
                            " or sip:host[:port][;transport=udp|tcp] (repeatable)"),
     "--notify-max-attempts": ("notify_max_attempts", "delivery attempts before an event is marked failed (default 50)"),
@@ -126,6 +132,8 @@ def _add_serve(commands: Any) -> None:
     _add_settings(serve, list(SERVE_FLAGS))
     serve.add_argument("--allow-basic-over-http", dest="allow_basic_over_http", action="store_const", const="true",
                        help="accept Basic credentials over plain HTTP ($XCAP_ALLOW_BASIC_OVER_HTTP)")
+    serve.add_argument("--global-auth", dest="global_auth", action="store_const", const="true",
+                       help="ask for credentials to read the global tree too ($XCAP_GLOBAL_AUTH)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="serve without authentication on an address other than loopback")
 
@@ -185,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     initdb = commands.add_parser("initdb", help="create the xcap table, its indexes and version row when missing")
     _add_storage_flags(initdb)
+    initdb.add_argument("--schema", choices=SCHEMAS,
+                        help="the table's layout: Kamailio's or OpenSIPS's (default: an existing table's, else kamailio);"
+                             " an existing table of the other layout is refused")
     _add_user(commands)
     _add_transfer(commands)
     _add_doc(commands)
@@ -257,7 +268,7 @@ def cmd_initdb(args: argparse.Namespace) -> int:
     settings, names = _settings(args)
     table = settings.get("xcap_table", "xcap")
     with named(names):
-        storage = open_storage(settings.get("db_url"), table)
+        storage = open_storage(settings.get("db_url"), table, schema=args.schema)
     try:
         with storage_errors_reported_once():
             if isinstance(storage, DBAPIStorage):
@@ -529,7 +540,7 @@ def check_exposure(bind: str, address: Address, settings: dict[str, Any], allow_
     if settings.get("auth", "none") != "none":
         return []
     if not is_loopback(address) and not allow_unauthenticated:
-        raise ValueError(f"refusing to serve {bind} without authentication: use --auth digest|basic|upstream,"
+        raise ValueError(f"refusing to serve {bind} without authentication: use --auth digest|basic|upstream|ims,"
                          " bind to 127.0.0.1, or pass --allow-unauthenticated")
     return [f"authentication is off: anyone who can reach {bind} reads and writes every user's documents"]
 

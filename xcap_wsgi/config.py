@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from xcap_wsgi.access import LOG_FORMATS, configure_logging
-from xcap_wsgi.auth import MODES
+from xcap_wsgi.auth import MODES, parse_realm
 from xcap_wsgi.auth.credentials import HASHES, parse_account
 from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.auth.nonces import MIN_SECRET
@@ -45,6 +45,8 @@ ENVIRONMENT = {
     "upstream_header": "XCAP_UPSTREAM_HEADER",
     "nonce_lifetime": "XCAP_NONCE_LIFETIME",
     "digest_algorithms": "XCAP_DIGEST_ALGORITHMS",
+    "realm": "XCAP_REALM",
+    "global_auth": "XCAP_GLOBAL_AUTH",
     "notify": "XCAP_NOTIFY",
     "notify_max_attempts": "XCAP_NOTIFY_MAX_ATTEMPTS",
     "health_path": "XCAP_HEALTH_PATH",
@@ -56,7 +58,7 @@ ENVIRONMENT = {
 _INTEGERS = {"buf_size", "nonce_lifetime", "notify_max_attempts"}  # all positive
 _SIZES = {"node_cache_size"}  # 0 turns the feature off
 _LISTS = {"trusted_peers", "trusted_proxies", "admins", "digest_algorithms", "notify", "cors_origins"}  # comma-separated
-_BOOLEANS = {"allow_basic_over_http"}
+_BOOLEANS = {"allow_basic_over_http", "global_auth"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -75,6 +77,7 @@ _CHECKS: dict[str, tuple[str, Callable[[str], object]]] = {
     "trusted_proxies": ("an IP address or CIDR block", lambda item: Networks([item])),
     "admins": ("an identity sip:user@domain", parse_account),
     "digest_algorithms": (f"one of {', '.join(HASHES)}", _one_of(HASHES)),
+    "realm": ("a SIP domain such as example.com", parse_realm),
     "log_format": (f"one of {', '.join(LOG_FORMATS)}", _one_of(LOG_FORMATS)),
 }
 

@@ -14,7 +14,7 @@ or mount it in Flask with ``app.wsgi_app = XCAPMiddleware(app.wsgi_app, ...)``. 
 ``app=None`` every request outside the root gets 404. The parameters keep the names of
 Kamailio's ``xcap_server`` module (``db_url``, ``xcap_table``, ``xcap_root``,
 ``buf_size``); a bad value raises ``ValueError`` here, not on the first request.
-``auth`` (``none``, ``digest``, ``basic``, ``upstream``) and its options are those of
+``auth`` (``none``, ``digest``, ``basic``, ``upstream``, ``ims``) and its options are those of
 :func:`xcap_wsgi.auth.make_authenticator`; credentials default to the ``subscriber``
 table of the same database. ``notify`` lists where every committed change is announced
 (:mod:`xcap_wsgi.notify`): Kamailio or OpenSIPS JSON-RPC URLs, a SIP proxy for xcap-diff
@@ -58,6 +58,9 @@ from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
 log = logging.getLogger("xcap_wsgi")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: environ key of a request made in process (:mod:`xcap_wsgi.api`): the Identity it acts as,
+#: instead of authenticating (no HTTP client can set a key without the ``HTTP_`` prefix)
+API_IDENTITY = "xcap_wsgi.api.identity"
 
 #: Default largest request body (and so document), in bytes: 4 MiB. An address book of
 #: 10 000 contacts is about 1.5 MB, so this holds some 25 000 with room for per-contact
@@ -121,6 +124,8 @@ class XCAPMiddleware:
         upstream_header: str | None = None,
         nonce_lifetime: int = 300,
         digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        realm: str | None = None,
+        global_auth: bool = False,
         notify: Sequence[Target] | NotifySettings = (),
         notify_max_attempts: int | None = None,
         log_format: str = "text",
@@ -145,7 +150,7 @@ class XCAPMiddleware:
             auth, secret=auth_secret, credentials_url=credentials_url, credentials=credentials,
             trusted_peers=trusted_peers, trusted_proxies=trusted_proxies, admins=admins,
             allow_basic_over_http=allow_basic_over_http, upstream_header=upstream_header,
-            nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms,
+            nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms, realm=realm, global_auth=global_auth,
         )
         readers = Networks([*trusted_peers, *trusted_proxies])
         self.metrics = None if metrics_path is None else Metrics(
@@ -213,7 +218,7 @@ class XCAPMiddleware:
             request.auid = uri.auid
         if method in ("PUT", "DELETE"):
             operations.check_writable(uri)
-        identity = self.authenticator.authenticate(environ, uri) if self.authenticator else None
+        identity = environ.get(API_IDENTITY) or (self.authenticator.authenticate(environ, uri) if self.authenticator else None)
         if request is not None and identity is not None and identity.user:
             request.user = f"{identity.user}@{identity.domain}" if identity.domain else identity.user
         authorize(identity, uri, method)

@@ -15,24 +15,30 @@
 
 Modes: ``none`` (no authenticator), ``digest`` (RFC 7616, :mod:`.digest`), ``basic`` (RFC
 7617 over HTTPS, :mod:`.basic`), ``upstream`` (a trusted proxy names the user,
-:mod:`.upstream`). Passwords come from :class:`~.credentials.SubscriberStore` or a callable.
+:mod:`.upstream`), ``ims`` (an IMS authentication proxy asserts the user's identities,
+:mod:`.ims`). Passwords come from :class:`~.credentials.SubscriberStore` or a callable.
+Global documents are read without credentials unless ``global_auth``; the realm of their
+challenges is ``realm``, else the subscriber table's only domain (:mod:`.realm`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from xcap_wsgi.auth.base import ANONYMOUS, Authenticator, Identity, Unauthorized
 from xcap_wsgi.auth.basic import BasicAuthenticator
 from xcap_wsgi.auth.credentials import CredentialLookup, Credentials, SubscriberStore
 from xcap_wsgi.auth.digest import DEFAULT_ALGORITHMS, DigestAuthenticator
 from xcap_wsgi.auth.gate import Gate
+from xcap_wsgi.auth.ims import ASSERTED_HEADERS, IMSAuthenticator, canonical_ims_identity
 from xcap_wsgi.auth.network import client_address
 from xcap_wsgi.auth.nonces import MemoryNonceCounter, NonceCounter, SQLNonceCounter
 from xcap_wsgi.auth.policy import authorize
+from xcap_wsgi.auth.realm import Realms, parse_realm
 from xcap_wsgi.auth.upstream import UpstreamAuthenticator
 
-MODES = ("none", "digest", "basic", "upstream")
+MODES = ("none", "digest", "basic", "upstream", "ims")
 
 __all__ = [
     "ANONYMOUS",
@@ -43,8 +49,10 @@ __all__ = [
     "SubscriberStore",
     "Unauthorized",
     "authorize",
+    "canonical_ims_identity",
     "client_address",
     "make_authenticator",
+    "parse_realm",
 ]
 
 
@@ -63,32 +71,48 @@ def make_authenticator(
     credentials_table: str = "subscriber",
     nonce_db_url: str | None = None,
     digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+    realm: str | None = None,
+    global_auth: bool = False,
 ) -> Authenticator | None:
     """The authenticator for ``mode``, None for ``none``; ValueError for bad configuration.
 
     ``credentials_url`` (Kamailio's ``subscriber`` table, named ``credentials_table``) or
     ``credentials`` (a callable) supplies passwords for digest and basic. Digest
     nonce-counts are kept in ``nonce_db_url`` (default: ``credentials_url``), shared by
-    every worker; with neither, per process.
+    every worker; with neither, per process. In ``ims`` mode ``upstream_header``, when
+    set, is the one header carrying the asserted identities.
     """
     if mode not in MODES:
         raise ValueError(f"auth mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if realm is not None:
+        parse_realm(realm)
     if mode == "none":
         return None
     inner: Authenticator
     if mode == "upstream":
         inner = UpstreamAuthenticator(trusted_proxies=trusted_proxies, header=upstream_header)
-    elif mode == "basic":
-        inner = BasicAuthenticator(_lookup(credentials_url, credentials, credentials_table),
-                                   trusted_proxies=trusted_proxies, allow_http=allow_basic_over_http)
+    elif mode == "ims":
+        inner = IMSAuthenticator(trusted_proxies=trusted_proxies,
+                                 headers=(upstream_header,) if upstream_header else ASSERTED_HEADERS)
     else:
-        if secret is None:
-            raise ValueError("digest authentication needs a secret to sign nonces (shared by all workers)")
-        counter_url = nonce_db_url or credentials_url
-        counter: NonceCounter = SQLNonceCounter(counter_url) if counter_url else MemoryNonceCounter()
-        inner = DigestAuthenticator(_lookup(credentials_url, credentials, credentials_table), secret,
-                                    nonce_lifetime=nonce_lifetime, algorithms=digest_algorithms, counter=counter)
-    return Gate(inner, trusted_peers=trusted_peers, trusted_proxies=trusted_proxies, admins=admins)
+        lookup = _lookup(credentials_url, credentials, credentials_table)
+        realms = Realms(realm, lookup.domains if isinstance(lookup, SubscriberStore) else None)
+        if mode == "basic":
+            inner = BasicAuthenticator(lookup, trusted_proxies=trusted_proxies, allow_http=allow_basic_over_http,
+                                       realms=realms)
+        else:
+            inner = _digest(lookup, secret, nonce_db_url or credentials_url, realms,
+                            nonce_lifetime=nonce_lifetime, algorithms=digest_algorithms)
+    return Gate(inner, trusted_peers=trusted_peers, trusted_proxies=trusted_proxies, admins=admins,
+                global_auth=global_auth)
+
+
+def _digest(lookup: CredentialLookup, secret: str | None, counter_url: str | None, realms: Realms,
+            **options: Any) -> DigestAuthenticator:
+    if secret is None:
+        raise ValueError("digest authentication needs a secret to sign nonces (shared by all workers)")
+    counter: NonceCounter = SQLNonceCounter(counter_url) if counter_url else MemoryNonceCounter()
+    return DigestAuthenticator(lookup, secret, counter=counter, realms=realms, **options)
 
 
 def _lookup(url: str | None, callable_: CredentialLookup | None, table: str) -> CredentialLookup:

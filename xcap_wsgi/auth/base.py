@@ -30,13 +30,15 @@ class Identity:
 
     ``trusted_peer`` marks a configured network peer (a presence server, an RLS) that
     reads without credentials; ``admin`` an identity listed as an administrator, the only
-    ones who may modify the global tree (RFC 4825 §5.7, A1).
+    ones who may modify the global tree (RFC 4825 §5.7, A1); ``global_reader`` anyone
+    reading the global tree while it needs no credentials (``global_auth`` off, A1).
     """
 
     user: str
     domain: str
     trusted_peer: bool = False
     admin: bool = False
+    global_reader: bool = False
 
 
 #: What a public resource (xcap-caps, RFC 4825 §12) is read as: nobody in particular.
@@ -77,17 +79,11 @@ def owner(uri: XCAPURI) -> tuple[str, str]:
 
 
 def request_host(environ: dict[str, Any]) -> str:
-    """The host the client addressed, lowercased and without port (the realm of global documents)."""
+    """The host the client addressed, lowercased and without port (the last-resort realm, :mod:`.realm`)."""
     host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "localhost")
     if host.startswith("["):
         return host[: host.find("]") + 1].lower()
     return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
-
-
-def realm_for(environ: dict[str, Any], uri: XCAPURI) -> str:
-    """The realm to challenge with: the domain of the XUI being accessed, so that
-    clients keyed by their SIP domain answer; the request host for the global tree."""
-    return owner(uri)[1] if uri.tree == "users" and uri.domain else request_host(environ)
 
 
 def split_username(username: str, realm: str) -> tuple[str, str]:

@@ -18,9 +18,10 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from xcap_wsgi.auth.base import Identity, Unauthorized, canonical_user, quoted_string, realm_for, split_username
+from xcap_wsgi.auth.base import Identity, Unauthorized, canonical_user, quoted_string, split_username
 from xcap_wsgi.auth.credentials import CredentialLookup, as_credentials
 from xcap_wsgi.auth.network import Networks, is_https
+from xcap_wsgi.auth.realm import RealmFor, Realms
 from xcap_wsgi.errors import BadRequest, Forbidden
 from xcap_wsgi.uri import XCAPURI
 
@@ -28,15 +29,17 @@ from xcap_wsgi.uri import XCAPURI
 class BasicAuthenticator:
     """Verifies ``Authorization: Basic`` against the cleartext password or stored HA1s."""
 
-    def __init__(self, lookup: CredentialLookup, *, trusted_proxies: Sequence[str] = (), allow_http: bool = False) -> None:
+    def __init__(self, lookup: CredentialLookup, *, trusted_proxies: Sequence[str] = (), allow_http: bool = False,
+                 realms: RealmFor | None = None) -> None:
         self.lookup = lookup
         self.proxies = Networks(trusted_proxies)
         self.allow_http = allow_http
+        self.realms = realms or Realms()
 
     def authenticate(self, environ: dict[str, Any], uri: XCAPURI) -> Identity:
         if not self.allow_http and not is_https(environ, self.proxies):
             raise Forbidden("Basic authentication is only accepted over HTTPS (RFC 4825 §14)")
-        realm = realm_for(environ, uri)
+        realm = self.realms(environ, uri)
         scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
         if scheme.lower() != "basic":
             raise self.challenge(realm, "authentication required")

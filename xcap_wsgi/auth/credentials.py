@@ -42,6 +42,9 @@ HA1_COLUMNS: dict[str, tuple[str | None, bool]] = {
 }
 _BY_LENGTH = {32: "MD5", 64: "SHA-256"}
 MAX_PASSWORD = 64  # Kamailio's password column
+#: Up to two distinct domains of the subscriber table: enough to tell "exactly one" (the
+#: global tree's realm, :mod:`xcap_wsgi.auth.realm`) on every backend.
+SUBSCRIBER_DOMAINS = "SELECT DISTINCT domain FROM {t} WHERE domain <> '' LIMIT 2"
 
 
 def hash_hex(algorithm: str, text: str) -> str:
@@ -131,6 +134,14 @@ class SubscriberStore:
         if row is None:
             return None
         return Credentials.from_row({d[0].lower(): v for d, v in zip(cursor.description, row, strict=True)})
+
+    def domains(self) -> list[str]:
+        """At most two of the table's domains (CHAR padding stripped, OpenSIPS's columns)."""
+        return self.db.run(self._domains)
+
+    def _domains(self, cursor: Any) -> list[str]:
+        cursor.execute(self.db.sql(SUBSCRIBER_DOMAINS))
+        return [str(row[0]).strip() for row in cursor.fetchall()]
 
     def add_user(self, xui: str, password: str, store_cleartext: bool = False) -> None:
         """Create the account (ValueError if it exists). Stores HA1s; cleartext only if asked."""

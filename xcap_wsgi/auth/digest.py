@@ -6,10 +6,11 @@
                                counter=SQLNonceCounter(db_url))
     identity = auth.authenticate(environ, uri)     # or raises Unauthorized / BadRequest
 
-The realm is the domain of the XUI being accessed (the request host for the global
-tree): urllib-based XCAP clients answer only a challenge whose realm is the user's SIP
-domain, and Kamailio's stored HA1s are computed with realm = domain. The digest username
-may be ``alice`` or ``alice@example.com`` (Kamailio's ``ha1b``).
+The realm is the domain of the XUI being accessed (for the global tree the configured
+realm, see :mod:`xcap_wsgi.auth.realm`): urllib-based XCAP clients answer only a
+challenge whose realm is the user's SIP domain, and Kamailio's stored HA1s are computed
+with realm = domain. The digest username may be ``alice`` or ``alice@example.com``
+(Kamailio's ``ha1b``).
 
 One 401 carries one challenge per algorithm, the preferred first (RFC 7616 §3.7). Python's
 ``urllib`` before 3.14 reads only the first challenge and knows only MD5; put ``"MD5"``
@@ -26,9 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 from werkzeug.http import parse_dict_header
 
-from xcap_wsgi.auth.base import Identity, Unauthorized, canonical_user, quoted_string, realm_for, split_username
+from xcap_wsgi.auth.base import Identity, Unauthorized, canonical_user, quoted_string, split_username
 from xcap_wsgi.auth.credentials import HASHES, CredentialLookup, as_credentials, hash_hex
 from xcap_wsgi.auth.nonces import MemoryNonceCounter, NonceCounter, NonceSigner
+from xcap_wsgi.auth.realm import RealmFor, Realms
 from xcap_wsgi.errors import BadRequest
 from xcap_wsgi.uri import XCAPURI
 
@@ -40,7 +42,8 @@ class DigestAuthenticator:
     """Verifies ``Authorization: Digest`` against ``lookup(user, domain)``.
 
     ``counter`` remembers nonce-counts (default: per process, see
-    :mod:`xcap_wsgi.auth.nonces`); ``algorithms`` are offered in this order.
+    :mod:`xcap_wsgi.auth.nonces`); ``algorithms`` are offered in this order; ``realms``
+    names the realm of each request (default: no configured realm).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class DigestAuthenticator:
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         counter: NonceCounter | None = None,
         clock: Callable[[], float] = time.time,
+        realms: RealmFor | None = None,
     ) -> None:
         unknown = [a for a in algorithms if a not in HASHES]
         if unknown or not algorithms:
@@ -60,9 +64,10 @@ class DigestAuthenticator:
         self.signer = NonceSigner(secret, nonce_lifetime, clock)
         self.algorithms = tuple(algorithms)
         self.counter = counter if counter is not None else MemoryNonceCounter(clock)
+        self.realms = realms or Realms()
 
     def authenticate(self, environ: dict[str, Any], uri: XCAPURI) -> Identity:
-        realm = realm_for(environ, uri)
+        realm = self.realms(environ, uri)
         scheme, _, rest = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
         if scheme.lower() != "digest":
             raise self.challenge(realm, "authentication required")

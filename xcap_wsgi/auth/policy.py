@@ -10,8 +10,9 @@
 - xcap-caps is public (RFC 4825 §12): anyone reads it.
 - users tree: the owner reads and writes, after canonical comparison of the XUI
   (A1, A2); trusted peers (a presence server, an RLS) read; nobody else.
-- global tree: any authenticated user reads (A1), administrators write; the
-  rls-services global index is read by trusted peers only (RFC 4826 §4.4.9, A3).
+- global tree: any authenticated user reads (A1), and so does a ``global_reader``
+  (reads that need no credentials, :class:`~xcap_wsgi.auth.gate.Gate`); administrators
+  write; the rls-services global index is read by trusted peers only (RFC 4826 §4.4.9, A3).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _authorize_global(identity: Identity, uri: XCAPURI, read: bool) -> None:
         if not identity.trusted_peer:
             raise Forbidden("the rls-services global index is readable only by trusted peers")
     elif read:
-        if not (identity.user or identity.trusted_peer):
+        if not (identity.user or identity.trusted_peer or identity.global_reader):
             raise Forbidden("global documents are readable by authenticated users")
     elif not identity.admin:
         raise Forbidden(GLOBAL_WRITE)

@@ -21,6 +21,13 @@ from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.errors import Forbidden
 from xcap_wsgi.uri import XCAPURI
 
+NOT_NAMED = "not authenticated: no user named by a trusted proxy"
+
+
+def environ_key(header: str) -> str:
+    """Where WSGI puts a request header: ``X-Authenticated-User`` → ``HTTP_X_AUTHENTICATED_USER``."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
 
 class UpstreamAuthenticator:
     """Trusts the user named by a trusted proxy. Raises ValueError without proxies."""
@@ -29,12 +36,12 @@ class UpstreamAuthenticator:
         self.proxies = Networks(trusted_proxies)
         if not self.proxies:
             raise ValueError("upstream authentication needs trusted_proxies: the addresses allowed to name the user")
-        self.key = "HTTP_" + header.upper().replace("-", "_") if header else "REMOTE_USER"
+        self.key = environ_key(header) if header else "REMOTE_USER"
 
     def authenticate(self, environ: dict[str, Any], uri: XCAPURI) -> Identity:
         name = str(environ.get(self.key, "")).strip()
         if not name or not self.proxies.contains(str(environ.get("REMOTE_ADDR", ""))):
-            raise Forbidden("not authenticated: no user named by a trusted proxy")
+            raise Forbidden(NOT_NAMED)
         user, domain = canonical_identity(name)
         if not user:
             raise Forbidden(f"the authenticated identity {name!r} names no user")

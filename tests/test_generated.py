@@ -42,10 +42,11 @@ def test_xcap_caps_lists_every_auid_and_validated_namespace(client: Client) -> N
         "org.openmobilealliance.pres-content", "org.openmobilealliance.pres-rules",
         "org.openmobilealliance.user-profile", "org.openmobilealliance.xcap-directory",
         "org.openxcap.dialog-rules", "org.openxcap.watchers",
-        "pidf-manipulation", "pres-rules", "resource-lists", "rls-services", "xcap-caps"]
+        "pidf-manipulation", "pres-rules", "resource-lists", "rls-services", "simservs.ngn.etsi.org", "xcap-caps"]
     namespaces = [n.text for n in root.find(CAPS_NS + "namespaces")]
     for ns in ("urn:ietf:params:xml:ns:xcap-caps", "urn:ietf:params:xml:ns:resource-lists",
-               "urn:ietf:params:xml:ns:pres-rules", "urn:oma:xml:prs:pres-rules"):
+               "urn:ietf:params:xml:ns:pres-rules", "urn:oma:xml:prs:pres-rules",
+               "http://uri.etsi.org/ngn/params/xml/simservs/xcap"):
         assert ns in namespaces
 
 
@@ -56,7 +57,7 @@ def test_xcap_caps_conditional_get_is_304(client: Client) -> None:
 
 
 def test_xcap_caps_node_selector(client: Client) -> None:
-    resp = client.get(CAPS + "/~~/xcap-caps/auids/auid%5B11%5D")
+    resp = client.get(CAPS + "/~~/xcap-caps/auids/auid%5B12%5D")
     assert (resp.status, resp.headers["Content-Type"], resp.data) == (
         "200 OK", "application/xcap-el+xml", b"<auid>xcap-caps</auid>")
 

@@ -80,6 +80,12 @@ SERVE_FLAGS = {
     "--cors-origin": ("cors_origins", "browser origin allowed to use XCAP, scheme://host[:port] (repeatable)"),
     "--node-cache-size": ("node_cache_size", "bytes of documents whose parsed element index each worker keeps"
                                              " (default 2097152; 0: off)"),
+    "--simservs-template": ("simservs_template", "simservs.xml a user's first IMS Ut GET stores and returns"
+                                                 " (default: the built-in one)"),
+    "--ims-home-domain": ("ims_home_domain", "IMS home domain: tel:+E164 and sip:+E164@DOMAIN;user=phone address the"
+                                             " documents of sip:+E164@DOMAIN, one subscriber (default: off)"),
+    "--ut-decision-path": ("ut_decision_path", "URL path where trusted peers (SIP servers) ask what a user's IMS Ut"
+                                               " settings decide for a call (default: off)"),
 }
 _REPEATABLE = {"trusted_peers", "trusted_proxies", "admins", "notify", "cors_origins"}
 #: serve flags that set up the server, not the middleware: keyword -> (variable, default)

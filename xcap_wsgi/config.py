@@ -26,6 +26,7 @@ from xcap_wsgi.auth import MODES, parse_realm
 from xcap_wsgi.auth.credentials import HASHES, parse_account
 from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.auth.nonces import MIN_SECRET
+from xcap_wsgi.identity import parse_home_domain
 from xcap_wsgi.middleware import XCAPMiddleware
 from xcap_wsgi.storage import open_storage
 
@@ -54,6 +55,9 @@ ENVIRONMENT = {
     "log_format": "XCAP_LOG_FORMAT",
     "cors_origins": "XCAP_CORS_ORIGINS",
     "node_cache_size": "XCAP_NODE_CACHE_SIZE",
+    "simservs_template": "XCAP_SIMSERVS_TEMPLATE",
+    "ims_home_domain": "XCAP_IMS_HOME_DOMAIN",
+    "ut_decision_path": "XCAP_UT_DECISION_PATH",
 }
 _INTEGERS = {"buf_size", "nonce_lifetime", "notify_max_attempts"}  # all positive
 _SIZES = {"node_cache_size"}  # 0 turns the feature off
@@ -79,6 +83,7 @@ _CHECKS: dict[str, tuple[str, Callable[[str], object]]] = {
     "digest_algorithms": (f"one of {', '.join(HASHES)}", _one_of(HASHES)),
     "realm": ("a SIP domain such as example.com", parse_realm),
     "log_format": (f"one of {', '.join(LOG_FORMATS)}", _one_of(LOG_FORMATS)),
+    "ims_home_domain": ("a domain name such as ims.example.com", parse_home_domain),
 }
 
 

@@ -21,7 +21,13 @@ table of the same database. ``notify`` lists where every committed change is ann
 PUBLISH, or callables; or a :class:`~xcap_wsgi.notify.NotifySettings`.
 ``node_cache_size`` bounds the bytes of documents whose parsed element index each
 worker keeps for element, attribute and namespace requests (:mod:`xcap_wsgi.parsecache`;
-0 turns it off).
+0 turns it off). ``simservs_template`` is the file a GET of a user's missing IMS Ut
+``simservs.xml`` stores and returns (default: the built-in one,
+:class:`~xcap_wsgi.usages.simservs.FirstRead`). ``ims_home_domain`` and
+``identity_aliases`` make a subscriber's identities (``tel:+E164``,
+``sip:+E164@home;user=phone``, aliases) address the documents of one canonical XUI
+(:mod:`xcap_wsgi.identity`). ``ut_decision_path`` answers trusted peers (SIP servers)
+what a subscriber's simservs settings decide for a call (:mod:`xcap_wsgi.ut.endpoint`).
 """
 
 from __future__ import annotations
@@ -48,12 +54,15 @@ from xcap_wsgi.errors import (
     XCAPError,
 )
 from xcap_wsgi.health import HealthCheck
+from xcap_wsgi.identity import Aliases, IdentityRule
 from xcap_wsgi.metrics import Metrics
 from xcap_wsgi.notify import Notifier, NotifySettings, Target
 from xcap_wsgi.parsecache import DEFAULT_MAX_BYTES as DEFAULT_NODE_CACHE_SIZE
 from xcap_wsgi.parsecache import ParseCache
 from xcap_wsgi.storage import Storage, StorageUnavailable, open_storage
 from xcap_wsgi.uri import XCAPRoot, parse_cached, raw_request_path
+from xcap_wsgi.usages.simservs import FirstRead
+from xcap_wsgi.ut.endpoint import UtDecision
 
 log = logging.getLogger("xcap_wsgi")
 
@@ -133,6 +142,10 @@ class XCAPMiddleware:
         cors_origins: Sequence[str] = (),
         metrics_path: str | None = None,
         node_cache_size: int = DEFAULT_NODE_CACHE_SIZE,
+        simservs_template: str | None = None,
+        ims_home_domain: str | None = None,
+        identity_aliases: Aliases | None = None,
+        ut_decision_path: str | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise ValueError("app must be a WSGI application or None")
@@ -144,6 +157,8 @@ class XCAPMiddleware:
         self.root = XCAPRoot(xcap_root)
         self.buf_size = buf_size
         self.storage = storage if storage is not None else open_storage(db_url, xcap_table)
+        self.identities = None if ims_home_domain is None and identity_aliases is None else IdentityRule(
+            ims_home_domain, identity_aliases)
         if auth in ("digest", "basic") and credentials_url is None and credentials is None:
             credentials_url = self.storage.url  # Kamailio keeps subscriber beside xcap
         self.authenticator = make_authenticator(
@@ -151,6 +166,7 @@ class XCAPMiddleware:
             trusted_peers=trusted_peers, trusted_proxies=trusted_proxies, admins=admins,
             allow_basic_over_http=allow_basic_over_http, upstream_header=upstream_header,
             nonce_lifetime=nonce_lifetime, digest_algorithms=digest_algorithms, realm=realm, global_auth=global_auth,
+            canonical_xui=None if self.identities is None else self.identities.canonical_xui,
         )
         readers = Networks([*trusted_peers, *trusted_proxies])
         self.metrics = None if metrics_path is None else Metrics(
@@ -163,6 +179,10 @@ class XCAPMiddleware:
         self.health = None if health_path is None else HealthCheck(self.storage, health_path)
         self.cors = CORS(cors_origins) if cors_origins else None
         self.parse_cache = ParseCache(node_cache_size) if node_cache_size else None
+        self.first_read = FirstRead(simservs_template, limit=buf_size)
+        self.ut_decision = None if ut_decision_path is None else UtDecision(
+            self.storage, ut_decision_path, self.root, trusted_peers=trusted_peers, trusted_proxies=trusted_proxies,
+            canonical=None if self.identities is None else self.identities.canonical_uri)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -170,6 +190,8 @@ class XCAPMiddleware:
             return self.health(environ, start_response)
         if self.metrics is not None and path == self.metrics.path:
             return self.metrics(environ, start_response)
+        if self.ut_decision is not None and path == self.ut_decision.path:
+            return self.ut_decision(environ, start_response)
         if not self.root.contains(path):
             if self.app is None:
                 return NotFound(f"nothing here; XCAP is served under {self.root.path}")(environ, start_response)
@@ -214,19 +236,29 @@ class XCAPMiddleware:
         authorization, node selector, then the method)."""
         method = environ["REQUEST_METHOD"]
         uri = parse_cached(raw_request_path(environ), environ.get("QUERY_STRING", ""), self.root)
+        if self.identities is not None:
+            uri = self.identities.canonical_uri(uri)
         if request is not None:
             request.auid = uri.auid
         if method in ("PUT", "DELETE"):
             operations.check_writable(uri)
         identity = environ.get(API_IDENTITY) or (self.authenticator.authenticate(environ, uri) if self.authenticator else None)
+        if self.identities is not None and identity is not None and identity.user and uri.xui is not None \
+                and (identity.user, identity.domain) != (uri.username, uri.domain):
+            user, domain = self.identities.canonical_owner(identity.user, identity.domain)
+            identity = dataclasses.replace(identity, user=user, domain=domain)
         if request is not None and identity is not None and identity.user:
             request.user = f"{identity.user}@{identity.domain}" if identity.domain else identity.user
         authorize(identity, uri, method)
         selector = operations.parse_selector(uri)
         pre = Preconditions.from_environ(environ)
-        if method in operations.READ_METHODS:
-            return operations.get(self.storage, uri, selector, pre, base_url(environ), self.parse_cache)
         root_url = None if self.notifier is None else base_url(environ) + self.root.path
+        if method in operations.READ_METHODS:
+            response = operations.get(self.storage, uri, selector, pre, base_url(environ), self.parse_cache,
+                                      self.first_read, root_url)
+            if response.stored and self.notifier is not None:
+                self.notifier.wake()
+            return response
         if method == "PUT":
             body = self.read_body(environ)
             response = operations.put(self.storage, uri, selector, pre, environ.get("CONTENT_TYPE"), body,

@@ -4,6 +4,7 @@
     body, mime = get_node(document, selector)          # the element's own bytes
     document, created = put_node(document, selector, b'<entry uri="sip:b@x"/>', uri)
     document = delete_node(document, selector)
+    is_one_element(b"<communication-diversion><cp:ruleset/></communication-diversion>")  # True
 
     tree = parse(document)                             # the index, reusable for this document
     body, mime = get_node(tree, selector)              # no parse: a lookup and a slice
@@ -54,6 +55,7 @@ _ATTRIBUTE_RE = re.compile(rb"[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*(\"
 _XML_DECLARATION_RE = re.compile(rb"<\?xml[ \t\r\n][^>]*\?>")
 _ENCODING_RE = re.compile(rb"encoding[ \t\r\n]*=[ \t\r\n]*[\"']([^\"']*)[\"']")
 _XML_SPACE = b" \t\r\n"
+_ATT_VALUE_MARKUP_RE = re.compile("[\"'<&]")
 
 Bindings = dict[str | None, str]
 Name = tuple[str | None, str]
@@ -251,6 +253,23 @@ def _filter(named: list[_Element], step: Step) -> list[_Element]:
     return named
 
 
+def _rooted(root: _Element, selector: NodeSelector) -> NodeSelector:
+    """A ``rootless`` selector (SS31a) whose first step does not match the document element
+    but does match a direct child of it, with the document element put in front; any
+    other selector as it is (N3). The added step names the document element as the first
+    step's prefix does when both are in one namespace, else it is ``*``."""
+    first = selector.steps[0]
+    if _candidates(None, root, first) or not _candidates(root, root, first):
+        return selector
+    if root.namespace == first.namespace and first.local is not None:
+        name = split_segments(selector.text)[0].split("[", 1)[0]
+        prefix = name.rpartition(":")[0]
+        step, segment = Step(root.namespace, root.local, None, None), f"{prefix}:{root.local}" if prefix else root.local
+    else:
+        step, segment = Step(None, None, None, None), "*"
+    return NodeSelector((step, *selector.steps), selector.terminal, f"{segment}/{selector.text}")
+
+
 def _select(root: _Element, steps: tuple[Step, ...]) -> _Element:
     element, depth = _descend(root, steps)
     if element is None or depth < len(steps):
@@ -302,6 +321,8 @@ def get_node(parsed: bytes | Tree, selector: NodeSelector) -> tuple[bytes, str]:
     """
     tree = _tree(parsed)
     document = tree.document
+    if selector.rootless:
+        selector = _rooted(tree.root, selector)
     element = _select(tree.root, selector.steps)
     terminal = selector.terminal
     if terminal is None:
@@ -357,27 +378,34 @@ def _escape(value: str) -> str:
     return value
 
 
-def put_node(document: bytes, selector: NodeSelector, body: bytes, document_uri: str) -> tuple[bytes, bool]:
+def put_node(document: bytes, selector: NodeSelector, body: bytes, document_uri: str, *,
+             bare_attribute_values: bool = False) -> tuple[bytes, bool]:
     """Create or replace the selected element or attribute; returns (new document, created?).
 
     RFC 4825 §8.2: the parent must exist (no-parent, PE3), the body must be a
     fragment (PE5) or AttValue (PA1), and afterwards the request URI must select
     exactly the body (cannot-insert, PE15, PE16, PA6). ``namespace::*`` is read-only (NS1).
+    ``bare_attribute_values`` is the usage's switch of that name (SS35, see :func:`_att_value`).
     """
-    tree, created = put_node_tree(parse(document), selector, body, document_uri)
+    tree, created = put_node_tree(parse(document), selector, body, document_uri,
+                                  bare_attribute_values=bare_attribute_values)
     return tree.document, created
 
 
-def put_node_tree(tree: Tree, selector: NodeSelector, body: bytes, document_uri: str) -> tuple[Tree, bool]:
+def put_node_tree(tree: Tree, selector: NodeSelector, body: bytes, document_uri: str, *,
+                  bare_attribute_values: bool = False) -> tuple[Tree, bool]:
     """:func:`put_node` on a parsed document; returns the new document's tree."""
     terminal = selector.terminal
     if isinstance(terminal, NamespaceSelector):
         raise errors.MethodNotAllowed(["GET"])
     document, root = tree.document, tree.root
+    if selector.rootless:
+        selector = _rooted(root, selector)
     if terminal is None:
         new, created, expected = _put_element(document, root, selector, body, document_uri)
     else:
-        new, created, expected = _put_attribute(document, root, selector, terminal, body, document_uri)
+        new, created, expected = _put_attribute(document, root, selector, terminal, body, document_uri,
+                                                bare_attribute_values)
     return _check_selects(new, selector, expected), created
 
 
@@ -466,6 +494,49 @@ def _read_fragment(body: bytes, scope: Bindings) -> _Fragment:
     return _Fragment(text, children[0].name)
 
 
+def is_one_element(body: bytes) -> bool:
+    """Whether ``body`` is one well-balanced UTF-8 element and nothing else, its prefixes
+    not resolved (they may be bound only at the insertion point, PE8). An element PUT
+    labelled with one of the usage's ``element_mime_aliases`` is taken as
+    ``application/xcap-el+xml`` only then (SS3a)."""
+    try:
+        text = _fragment_text(body)
+    except errors.Conflict:
+        return False
+    return _TopLevel().count(b"<c>" + text + b"</c>") == 1
+
+
+class _TopLevel:
+    """Counts the elements directly inside a wrapper element, without namespace processing;
+    -1 when the bytes are not well-formed or hold anything else (text, comments, PIs) there."""
+
+    def __init__(self) -> None:
+        self.parser = expat.ParserCreate()
+        self.parser.StartElementHandler = self.start
+        self.parser.EndElementHandler = self.end
+        self.parser.CharacterDataHandler = self.parser.CommentHandler = self.other
+        self.parser.ProcessingInstructionHandler = self.parser.EntityDeclHandler = self.other
+        self.depth = self.elements = 0
+        self.mixed = False
+
+    def count(self, wrapped: bytes) -> int:
+        try:
+            self.parser.Parse(wrapped, True)
+        except expat.ExpatError:
+            return -1
+        return -1 if self.mixed else self.elements
+
+    def start(self, *_: object) -> None:
+        self.elements += self.depth == 1
+        self.depth += 1
+
+    def end(self, *_: object) -> None:
+        self.depth -= 1
+
+    def other(self, *_: object) -> None:
+        self.mixed = self.mixed or self.depth <= 1
+
+
 def _fragment_text(body: bytes) -> bytes:
     """The body without BOM, XML declaration and surrounding whitespace (PE5, PE6)."""
     if b"\x00" in body or body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -502,11 +573,11 @@ def _check_declaration(declaration: bytes) -> None:
 
 def _put_attribute(
     document: bytes, root: _Element, selector: NodeSelector, terminal: AttributeSelector,
-    body: bytes, document_uri: str,
+    body: bytes, document_uri: str, bare_values: bool,
 ) -> tuple[bytes, bool, bytes]:
     """Create (PA4) or replace (PA5) the attribute's AttValue in the start tag."""
     element = _existing_parent(root, selector, selector.steps, document_uri)
-    value = _att_value(body)
+    value = _att_value(body, bare_values)
     if terminal.namespace == XMLNS_NAMESPACE or (terminal.namespace, terminal.local) == (None, "xmlns"):
         raise errors.CannotInsert("namespace declarations are not attributes and cannot be put (N5)")
     attribute = _find_attribute(document, element, terminal)
@@ -529,10 +600,18 @@ def _attribute_qname(element: _Element, terminal: AttributeSelector) -> str:
     raise errors.CannotInsert("no prefix is declared for the attribute's namespace on this element")
 
 
-def _att_value(body: bytes) -> bytes:
-    """The AttValue to store: a quoted body as sent, a bare one double-quoted and escaped (PA1)."""
+def _att_value(body: bytes, bare_values: bool = False) -> bytes:
+    """The AttValue to store: a quoted body as sent, a bare one double-quoted and escaped
+    (PA1, requirements §10 item 1).
+
+    With ``bare_values`` (the usage's ``bare_attribute_values``, SS35) a bare body that
+    holds no quote, ``<`` or ``&`` is the value between the quotes without the XML
+    whitespace around it: MediaTek's ``true`` (or ``true`` and a line end) is ``"true"``.
+    """
     text = _require_utf8(body)
     stripped = text.strip(" \t\r\n")
+    if bare_values and not _ATT_VALUE_MARKUP_RE.search(stripped) and not INVALID_XML_CHAR_RE.search(stripped):
+        return f'"{_escape(stripped)}"'.encode()
     if stripped[:1] in ("'", '"'):
         quote_char = stripped[0]
         if len(stripped) < 2 or stripped[-1] != quote_char or quote_char in stripped[1:-1]:
@@ -575,6 +654,8 @@ def delete_node_tree(tree: Tree, selector: NodeSelector) -> Tree:
     if isinstance(terminal, NamespaceSelector):
         raise errors.MethodNotAllowed(["GET"])
     document = tree.document
+    if selector.rootless:
+        selector = _rooted(tree.root, selector)
     element = _select(tree.root, selector.steps)
     start, end = element.start, element.end
     if terminal is not None:

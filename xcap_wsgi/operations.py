@@ -25,7 +25,7 @@ from xcap_wsgi.errors import (
     UnsupportedMediaType,
 )
 from xcap_wsgi.generated import generated, is_rls_global_index
-from xcap_wsgi.nodes import Tree, delete_node_tree, get_node, put_node_tree
+from xcap_wsgi.nodes import Tree, delete_node_tree, get_node, is_one_element, put_node_tree
 from xcap_wsgi.nodes import parse as parse_tree
 from xcap_wsgi.notify.events import Action, ChangeEvent
 from xcap_wsgi.parsecache import ParseCache
@@ -40,6 +40,7 @@ from xcap_wsgi.storage import DocKey, Document, Storage
 from xcap_wsgi.storage.base import Describe
 from xcap_wsgi.uri import XCAPURI
 from xcap_wsgi.usages import ValidationContext
+from xcap_wsgi.usages.simservs import FirstRead
 from xcap_wsgi.xmlcheck import parse_document
 
 #: Content types that urllib-based clients send by default: treated as unspecified (PD5).
@@ -57,6 +58,8 @@ class Response:
     status: str
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    #: a GET stored the document it answers (SS40): the middleware wakes the notifier
+    stored: bool = False
 
 
 def quoted(etag: str) -> str:
@@ -80,16 +83,17 @@ def document_key(uri: XCAPURI) -> DocKey:
 
 
 def parse_selector(uri: XCAPURI) -> NodeSelector | None:
-    """The node selector of ``uri`` with prefixes bound by its ``xmlns()`` query (U15-U17, N9)."""
+    """The node selector of ``uri`` with prefixes bound by its ``xmlns()`` query (U15-U17, N9),
+    marked ``rootless`` when the usage has ``rootless_selectors`` (SS31a)."""
     if uri.node_selector is None:
         return None
-    return _selector(uri.node_selector, uri.query, uri.usage.namespace)
+    return _selector(uri.node_selector, uri.query, uri.usage.namespace, uri.usage.rootless_selectors)
 
 
 @lru_cache(maxsize=4096)
-def _selector(text: str, query: str, namespace: str) -> NodeSelector:
+def _selector(text: str, query: str, namespace: str, rootless: bool = False) -> NodeSelector:
     """Parsed selectors are immutable and clients repeat them: remembered (refusals are not)."""
-    return parse_node_selector(text, parse_xmlns_query(query), namespace)
+    return parse_node_selector(text, parse_xmlns_query(query), namespace, rootless=rootless)
 
 
 def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
@@ -100,14 +104,22 @@ def validation_context(storage: Storage, uri: XCAPURI) -> ValidationContext:
 
 
 def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Preconditions,
-        base_url: str = "", cache: ParseCache | None = None) -> Response:
+        base_url: str = "", cache: ParseCache | None = None, first_read: FirstRead | None = None,
+        root_url: str | None = None) -> Response:
     """G1-G8, E8: the stored bytes as they were PUT with the usage's MIME type, or the
     selected element, attribute or namespace bindings (one parse at most, none when
     ``cache`` holds the document's tree for its ETag).
-    ``base_url`` (scheme and host) prefixes the document URIs of the OMA directory."""
+    ``base_url`` (scheme and host) prefixes the document URIs of the OMA directory.
+    A missing document ``first_read`` has a default for is stored first (SS40), with a
+    change event when ``root_url`` is given; the answer then says ``stored``."""
     doc = generated(storage, uri, base_url)
     if doc is None:
         doc = storage.get(document_key(uri))
+    stored = False
+    if doc is None and first_read is not None:
+        default = first_read.document_for(uri.auid, uri.tree, uri.document)
+        if default is not None:
+            doc, stored = store_default(storage, uri, default, root_url)
     if doc is None:
         raise NotFound("no such document")
     etag = ("ETag", quoted(doc.etag))
@@ -121,7 +133,36 @@ def get(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
         "200 OK",
         [("Content-Type", mime_type), etag, NO_CACHE, ("Content-Length", str(len(body)))],
         body,
+        stored,
     )
+
+
+class _Present(Exception):
+    """Inside :func:`store_default`'s transaction: the document exists, nothing is written."""
+
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+
+
+def store_default(storage: Storage, uri: XCAPURI, default: bytes, root_url: str | None) -> tuple[Document, bool]:
+    """SS40, SS44 (decided: store on the first GET): write ``default`` unless a document is
+    there by the time the row is locked (a concurrent first GET or PUT won); return the
+    stored document and whether this call stored it. Every first read of one document
+    thus answers the same bytes and ETag, and the ETag stays until a change (E1-E3)."""
+
+    def change(current: Document | None) -> bytes:
+        if current is not None:
+            raise _Present(current)
+        return default
+
+    describe = None if root_url is None else change_event(uri, None, root_url, [])
+    try:
+        result = storage.update(document_key(uri), change, describe)
+    except _Present as exc:
+        return exc.document, False
+    assert result.etag is not None
+    return Document(default, result.etag), True
 
 
 def check_writable(uri: XCAPURI) -> None:
@@ -195,7 +236,7 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
     if selector is None:
         check_content_type(content_type, expected)
         uri.usage.validate(parse_document(body), context)
-    elif media_type(content_type) != expected:
+    elif media_type(content_type) != expected and not element_alias(uri, selector, content_type, body):
         raise UnsupportedMediaType(f"Content-Type must be {expected}, got {media_type(content_type) or 'none'}")
 
     def change(current: Document | None) -> bytes:
@@ -222,10 +263,20 @@ def put(storage: Storage, uri: XCAPURI, selector: NodeSelector | None, pre: Prec
     return Response("201 Created" if created else "200 OK", [("ETag", quoted(result.etag)), ("Content-Length", "0")])
 
 
+def element_alias(uri: XCAPURI, selector: NodeSelector, content_type: str | None, body: bytes) -> bool:
+    """SS3a: an element PUT labelled with one of the usage's ``element_mime_aliases`` is taken
+    as ``application/xcap-el+xml`` when its body is one element (else 415, PE7)."""
+    got = media_type(content_type)
+    return (selector.terminal is None and any(got == alias.lower() for alias in uri.usage.element_mime_aliases)
+            and is_one_element(body))
+
+
 def put_node_in(uri: XCAPURI, tree: Tree, selector: NodeSelector, body: bytes) -> tuple[Tree, bool]:
-    """:func:`nodes.put_node_tree`, with the ``xmlns()`` query kept on the ``<ancestor>`` URI."""
+    """:func:`nodes.put_node_tree` with the usage's ``bare_attribute_values`` (SS35), and the
+    ``xmlns()`` query kept on the ``<ancestor>`` URI."""
     try:
-        return put_node_tree(tree, selector, body, uri.document_url)
+        return put_node_tree(tree, selector, body, uri.document_url,
+                             bare_attribute_values=uri.usage.bare_attribute_values)
     except NoParent as exc:
         if not uri.query or not exc.ancestor or "/~~/" not in exc.ancestor:
             raise

@@ -83,18 +83,24 @@ Terminal = AttributeSelector | NamespaceSelector
 
 @dataclass(frozen=True)
 class NodeSelector:
-    """A parsed node selector; ``text`` is the decoded selector as received."""
+    """A parsed node selector; ``text`` is the decoded selector as received.
+
+    ``rootless`` (the usage's ``rootless_selectors``, SS31a): a first step that does not
+    match the document element but does match a direct child of it is evaluated below
+    the document element, as if the selector began with it (:mod:`xcap_wsgi.nodes`).
+    """
 
     steps: tuple[Step, ...]
     terminal: Terminal | None
     text: str
+    rootless: bool = False
 
     def parent(self) -> NodeSelector | None:
         """The selector minus its last step or terminal (PE1); None above the root element."""
         if self.terminal is None and len(self.steps) <= 1:
             return None
         steps = self.steps if self.terminal is not None else self.steps[:-1]
-        return NodeSelector(steps, None, "/".join(split_segments(self.text)[:-1]))
+        return NodeSelector(steps, None, "/".join(split_segments(self.text)[:-1]), self.rootless)
 
 
 def split_segments(text: str) -> list[str]:
@@ -119,12 +125,13 @@ def split_segments(text: str) -> list[str]:
 
 
 def parse_node_selector(
-    text: str, namespaces: Mapping[str, str], default_namespace: str | None
+    text: str, namespaces: Mapping[str, str], default_namespace: str | None, *, rootless: bool = False
 ) -> NodeSelector:
     """Parse a decoded node selector (RFC 4825 §6.3).
 
     Every segment is checked for grammar and extension selectors (404, U15)
     before any prefix is resolved (400, U16), the order of RFC 4825 §8.
+    ``rootless`` marks the selector as :class:`NodeSelector` says (SS31a).
     """
     if len(text) > MAX_SELECTOR_LENGTH:
         raise errors.BadRequest("node selector is too long")
@@ -141,7 +148,7 @@ def parse_node_selector(
     resolver = _Resolver(namespaces, default_namespace)
     steps = tuple(resolver.step(match) for match in step_matches)
     terminal = None if terminal_match is None else resolver.terminal(terminal_match)
-    return NodeSelector(steps, terminal, text)
+    return NodeSelector(steps, terminal, text, rootless)
 
 
 def _match_terminal(segment: str) -> re.Match[str] | NamespaceSelector | None:

@@ -16,7 +16,7 @@ WSGI environ.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import quote, unquote, unquote_to_bytes
 
@@ -169,18 +169,38 @@ def parse_xcap_path(raw_path: str, raw_query: str, root: XCAPRoot) -> XCAPURI:
         xui = rest[0] if rest else ""
         if not xui:
             raise NotFound("missing user id (XUI) after 'users'")
-        username, domain = split_xui(xui)
-        if not username:
-            raise NotFound(f"the user id {xui!r} has no user part")
-        if len(username) > MAX_USERNAME or len(domain) > MAX_DOMAIN:
-            raise NotFound(f"user id {xui!r} not recognised: user or domain part longer than 64 characters")
+        username, domain = _owner(xui)
         rest = rest[1:]
     document = _document_path(rest)
-    doc_uri = "/".join([root.prefix, auid, tree, *([xui] if xui else []), document])
-    if len(doc_uri) > MAX_DOC_URI:
-        raise URITooLong(f"the document URI is {len(doc_uri)} characters long; at most {MAX_DOC_URI} are stored")
+    doc_uri = _doc_uri(root.prefix, auid, tree, xui, document)
     query = _decode(raw_query, "query") if raw_query else ""
     return XCAPURI(usage, tree, xui, username, domain, document, doc_uri, selector, query, root.path)
+
+
+def with_xui(uri: XCAPURI, xui: str) -> XCAPURI:
+    """The users-tree ``uri`` addressed to the same document of the user ``xui`` (the
+    subscriber's canonical XUI, :mod:`xcap_wsgi.identity`), with the checks of
+    :func:`parse_xcap_path`."""
+    username, domain = _owner(xui)
+    doc_uri = _doc_uri(uri.xcap_root.rstrip("/"), uri.auid, uri.tree, xui, uri.document)
+    return replace(uri, xui=xui, username=username, domain=domain, doc_uri=doc_uri)
+
+
+def _owner(xui: str) -> tuple[str, str]:
+    """:func:`split_xui`, refusing a XUI Kamailio's columns cannot hold (U8, U14)."""
+    username, domain = split_xui(xui)
+    if not username:
+        raise NotFound(f"the user id {xui!r} has no user part")
+    if len(username) > MAX_USERNAME or len(domain) > MAX_DOMAIN:
+        raise NotFound(f"user id {xui!r} not recognised: user or domain part longer than 64 characters")
+    return username, domain
+
+
+def _doc_uri(prefix: str, auid: str, tree: str, xui: str | None, document: str) -> str:
+    doc_uri = "/".join([prefix, auid, tree, *([xui] if xui else []), document])
+    if len(doc_uri) > MAX_DOC_URI:
+        raise URITooLong(f"the document URI is {len(doc_uri)} characters long; at most {MAX_DOC_URI} are stored")
+    return doc_uri
 
 
 def _split_selector(raw_segments: list[str]) -> tuple[list[str], str | None]:

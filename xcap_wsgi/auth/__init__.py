@@ -23,7 +23,7 @@ challenges is ``realm``, else the subscriber table's only domain (:mod:`.realm`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from xcap_wsgi.auth.base import ANONYMOUS, Authenticator, Identity, Unauthorized
@@ -31,7 +31,7 @@ from xcap_wsgi.auth.basic import BasicAuthenticator
 from xcap_wsgi.auth.credentials import CredentialLookup, Credentials, SubscriberStore
 from xcap_wsgi.auth.digest import DEFAULT_ALGORITHMS, DigestAuthenticator
 from xcap_wsgi.auth.gate import Gate
-from xcap_wsgi.auth.ims import ASSERTED_HEADERS, IMSAuthenticator, canonical_ims_identity
+from xcap_wsgi.auth.ims import ASSERTED_HEADERS, IMSAuthenticator, aliased, canonical_ims_identity
 from xcap_wsgi.auth.network import client_address
 from xcap_wsgi.auth.nonces import MemoryNonceCounter, NonceCounter, SQLNonceCounter
 from xcap_wsgi.auth.policy import authorize
@@ -73,6 +73,7 @@ def make_authenticator(
     digest_algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
     realm: str | None = None,
     global_auth: bool = False,
+    canonical_xui: Callable[[str], str] | None = None,
 ) -> Authenticator | None:
     """The authenticator for ``mode``, None for ``none``; ValueError for bad configuration.
 
@@ -80,7 +81,8 @@ def make_authenticator(
     ``credentials`` (a callable) supplies passwords for digest and basic. Digest
     nonce-counts are kept in ``nonce_db_url`` (default: ``credentials_url``), shared by
     every worker; with neither, per process. In ``ims`` mode ``upstream_header``, when
-    set, is the one header carrying the asserted identities.
+    set, is the one header carrying the asserted identities, and ``canonical_xui`` (the
+    subscriber rule, :mod:`xcap_wsgi.identity`) maps each identity before comparison.
     """
     if mode not in MODES:
         raise ValueError(f"auth mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -93,7 +95,8 @@ def make_authenticator(
         inner = UpstreamAuthenticator(trusted_proxies=trusted_proxies, header=upstream_header)
     elif mode == "ims":
         inner = IMSAuthenticator(trusted_proxies=trusted_proxies,
-                                 headers=(upstream_header,) if upstream_header else ASSERTED_HEADERS)
+                                 headers=(upstream_header,) if upstream_header else ASSERTED_HEADERS,
+                                 canonical=canonical_ims_identity if canonical_xui is None else aliased(canonical_xui))
     else:
         lookup = _lookup(credentials_url, credentials, credentials_table)
         realms = Realms(realm, lookup.domains if isinstance(lookup, SubscriberStore) else None)

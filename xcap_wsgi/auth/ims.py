@@ -6,6 +6,7 @@
     identity = auth.authenticate(environ, uri)     # or raises Forbidden / NotFound / BadRequest
     canonical_ims_identity('"sip:+15551234567@IMS.example.com;user=phone"')  # ('+15551234567', 'ims.example.com')
     canonical_ims_identity("<tel:+1-555-123-4567>")                          # ('+15551234567', '')
+    aliased(IdentityRule("ims.example.com").canonical_xui)("<tel:+15551234567>")  # ('+15551234567', 'ims.example.com')
 
 The phone authenticates to the authentication proxy (GBA or digest: the proxy's job),
 which forwards the request with ``X-3GPP-Asserted-Identity`` (and/or
@@ -18,10 +19,16 @@ the same identities (a client that forged the one its proxy does not set is refu
 
 The phone may name the identity it acts as in ``X-3GPP-Intended-Identity: "<IMPU>"``
 (TS 24.109 §7.2). It must be one of the asserted identities, where "one of" means equal
-in canonical form to an identity the proxy listed (there is no alias table here: a
-``tel:`` and a ``sip:`` form of one number are different identities). When present, only
-that identity acts; otherwise any asserted identity does. A users-tree request is
-allowed only on a XUI equal in canonical form to an acting identity.
+in canonical form to an identity the proxy listed. When present, only that identity
+acts; otherwise any asserted identity does. A users-tree request is allowed only on a
+XUI equal in canonical form to an acting identity.
+
+By itself the canonical form knows no aliases: a ``tel:`` and a ``sip:`` form of one
+number are different identities. With the subscriber rule of :mod:`xcap_wsgi.identity`
+(``ims_home_domain``, ``identity_aliases``) every identity is first mapped to its
+subscriber's canonical XUI (:func:`aliased`), so an asserted ``tel:+15551234567`` acts on
+``sip:+15551234567@<home>;user=phone`` and an intended ``sip:`` form selects an asserted
+``tel:`` one (SS6b).
 
 A phone that gets 403 may disable Ut until it reboots (SS52), so the refusals a phone's
 own request can cause answer 404, which RFC 9110 §15.5.5 allows for a resource the
@@ -39,12 +46,11 @@ from xcap_wsgi.auth.base import Identity, canonical_user, owner
 from xcap_wsgi.auth.network import Networks
 from xcap_wsgi.auth.upstream import NOT_NAMED, environ_key
 from xcap_wsgi.errors import BadRequest, Forbidden, NotFound
+from xcap_wsgi.identity import VISUAL_SEPARATORS
 from xcap_wsgi.uri import XCAPURI
 
 ASSERTED_HEADERS = ("X-3GPP-Asserted-Identity", "X-XCAP-Asserted-Identity")
 INTENDED_HEADER = "X-3GPP-Intended-Identity"
-#: RFC 3966 §3 visual-separator (the ``phonedigit`` extras a number is compared without).
-VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 _LOCAL_DIGITS = frozenset("0123456789ABCDEF*#")
 
 #: An identity in canonical form, as Kamailio's username/domain columns hold an owner.
@@ -73,6 +79,16 @@ def canonical_ims_identity(text: str) -> CanonicalIdentity:
     if scheme in ("sip", "sips"):
         return _sip(rest)
     raise ValueError(f"not a sip:, sips: or tel: URI: {text!r}")
+
+
+def aliased(canonical_xui: Callable[[str], str]) -> Callable[[str], CanonicalIdentity]:
+    """:func:`canonical_ims_identity` of the subscriber's canonical XUI: ``canonical_xui``
+    (:meth:`xcap_wsgi.identity.IdentityRule.canonical_xui`) maps the identity's URI first."""
+
+    def canonical(text: str) -> CanonicalIdentity:
+        return canonical_ims_identity(canonical_xui(addr_spec(text)))
+
+    return canonical
 
 
 def addr_spec(text: str) -> str:
@@ -163,7 +179,7 @@ class IMSAuthenticator:
 
     ``headers`` carry the asserted identities (default :data:`ASSERTED_HEADERS`);
     ``canonical`` maps an identity to its canonical form (default
-    :func:`canonical_ims_identity`; wrap it to add aliases or an E.164 rule).
+    :func:`canonical_ims_identity`; :func:`aliased` adds the subscriber rule).
     """
 
     def __init__(self, *, trusted_proxies: Sequence[str], headers: Sequence[str] = ASSERTED_HEADERS,

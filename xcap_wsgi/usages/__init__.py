@@ -80,6 +80,17 @@ class ApplicationUsage:
     Clark notation, ``schemas`` the XSD files (names of the package's schemas or
     absolute paths) whose union validates the document, ``constraints`` the
     usage's further checks, run in order after the schema.
+
+    Three switches, all off by default, let one usage accept what its clients send where
+    RFC 4825 is strict (the simservs usage turns them on, simservs.md §7):
+    ``element_mime_aliases`` are media types also accepted on an element PUT whose body
+    is one element (SS3a; PE7 answers 415 otherwise); with ``rootless_selectors`` a node
+    selector whose first step names a direct child of the document element, not the
+    document element itself, is evaluated below it (SS31a; N3 answers 404 otherwise);
+    with ``bare_attribute_values`` an attribute PUT body without quotes, ``<`` or ``&``
+    is the value without the whitespace around it (SS35; see
+    :func:`xcap_wsgi.nodes.put_node`). Element bodies use the prefixes in scope at the
+    insertion point for every usage (PE8).
     """
 
     auid: str
@@ -90,6 +101,9 @@ class ApplicationUsage:
     root: str | None = None
     schemas: tuple[str, ...] = ()
     constraints: tuple[Constraint, ...] = field(default=(), compare=False)
+    element_mime_aliases: tuple[str, ...] = ()
+    rootless_selectors: bool = False
+    bare_attribute_values: bool = False
 
     def __post_init__(self) -> None:
         if not AUID_RE.match(self.auid):
@@ -141,7 +155,7 @@ def all_usages() -> list[ApplicationUsage]:
     return sorted(_REGISTRY.values(), key=lambda u: u.auid)
 
 
-from xcap_wsgi.usages import caps, dialog_rules, oma, pidf, pres_rules, resource_lists, watchers  # noqa: E402,F401  (registers)
+from xcap_wsgi.usages import caps, dialog_rules, oma, pidf, pres_rules, resource_lists, simservs, watchers  # noqa: E402,F401  (registers)
 from xcap_wsgi.usages.caps import xcap_caps_document  # noqa: E402
 from xcap_wsgi.usages.oma import DirectoryEntry, xcap_directory_document  # noqa: E402
 from xcap_wsgi.usages.resource_lists import rls_services_global_index  # noqa: E402

@@ -388,6 +388,17 @@ def test_doc_put_stores_the_document_and_prints_the_status_line_and_etag(tmp_pat
     assert sqlite_rows(tmp_path / "x.db") == [("alice", "example.com", PRES_RULES, 2, etag, 0, RULES_PATH, 0)]
 
 
+def test_doc_with_ims_home_domain_stores_a_tel_xui_under_the_canonical_sip_form(tmp_path: Path) -> None:
+    """``doc`` takes --ims-home-domain as ``serve`` does: tel:+E164 is the subscriber's sip: form."""
+    (tmp_path / "rules.xml").write_bytes(PRES_RULES)
+    result = run("doc", "put", "pres-rules/users/tel:+15551234567/index", "--as", "sip:+15551234567@ims.example.com", "--file",
+                 "rules.xml", "--db-url", "sqlite:///x.db", "--ims-home-domain", "ims.example.com", cwd=tmp_path)
+    canonical = "/xcap-root/pres-rules/users/sip:+15551234567@ims.example.com/index"
+    etag = stored_etag(tmp_path / "x.db", canonical)
+    assert outcome(result) == (0, b"", f'HTTP/1.1 201 Created\nETag: "{etag}"\n')
+    assert sqlite_rows(tmp_path / "x.db") == [("+15551234567", "ims.example.com", PRES_RULES, 2, etag, 0, canonical, 0)]
+
+
 def test_doc_get_prints_the_stored_bytes_on_stdout(tmp_path: Path) -> None:
     put_rules(tmp_path)
     result = run("doc", "get", RULES_PATH, "--as", ALICE, "--db-url", "sqlite:///x.db", cwd=tmp_path)

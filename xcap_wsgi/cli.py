@@ -189,7 +189,8 @@ def _add_doc(commands: Any) -> None:
         action.add_argument("--base-url", default="http://localhost",
                             help="scheme://host[:port] clients use, for change events (default http://localhost)")
         _add_storage_flags(action)
-        _add_settings(action, ["--xcap-root", "--buf-size", "--admin", "--notify", "--notify-max-attempts"])
+        _add_settings(action, ["--xcap-root", "--buf-size", "--admin", "--notify", "--notify-max-attempts",
+                               "--ims-home-domain"])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -304,7 +304,7 @@ def import_documents(storage: DBAPIStorage, documents: Iterable[Incoming], *, re
 CLIENT_ADDRESS = "127.0.0.1"
 #: settings of serve that a provisioning request uses (the others serve HTTP clients)
 PROVISIONING_SETTINGS = frozenset({"db_url", "xcap_table", "xcap_root", "buf_size", "admins", "notify",
-                                   "notify_max_attempts"})
+                                   "notify_max_attempts", "ims_home_domain"})
 #: how long a write waits for its change event to reach every notify target
 NOTIFY_WAIT_S = 10.0
 NOTIFY_POLL_S = 0.02

@@ -48,6 +48,7 @@ from urllib.parse import quote, unquote
 from xcap_wsgi.auth.ims import addr_spec
 from xcap_wsgi.auth.network import Networks, client_address
 from xcap_wsgi.errors import XCAPError
+from xcap_wsgi.operations import document_key
 from xcap_wsgi.storage import Storage, StorageUnavailable
 from xcap_wsgi.uri import XCAPURI, XCAPRoot, parse_xcap_path
 from xcap_wsgi.usages.simservs import DOCUMENT_NAME, SIMSERVS_AUID
@@ -134,13 +135,13 @@ class UtDecision:
         self.root = root
         self.canonical = canonical
 
-    def document_uri(self, served: str) -> str:
-        """The ``doc_uri`` of ``served``'s simservs document, as an XCAP request for it
+    def document_of(self, served: str) -> XCAPURI:
+        """The URI of ``served``'s simservs document, as an XCAP request for it
         would address it; BadParameter when ``served`` is no user's identity."""
         raw = f"{self.root.path}{SIMSERVS_AUID}/users/{quote(served, safe=_XUI_SAFE)}/{DOCUMENT_NAME}"
         try:
             uri = parse_xcap_path(raw, "", self.root)
-            return (uri if self.canonical is None else self.canonical(uri)).doc_uri
+            return uri if self.canonical is None else self.canonical(uri)
         except XCAPError as exc:
             raise BadParameter(f"served {served!r} names no user's document: {exc.description}") from None
         except ValueError as exc:
@@ -161,8 +162,8 @@ class UtDecision:
             return "403 Forbidden", b"only trusted peers may ask for call decisions\n", []
         try:
             served, call = parse_query(str(environ.get("QUERY_STRING", "")))
-            doc_uri = self.document_uri(served)
-            stored = self.storage.get(doc_uri)
+            uri = self.document_of(served)
+            stored = self.storage.get(document_key(uri))  # one probe of the table's unique key
         except BadParameter as exc:
             return "400 Bad Request", f"{exc}\n".encode(), []
         except StorageUnavailable as exc:
@@ -171,7 +172,7 @@ class UtDecision:
         try:
             decision = decide(None if stored is None else stored.doc, call)
         except ValueError as exc:
-            log.error("ut decision: the stored document %s cannot be evaluated: %s", doc_uri, exc)
+            log.error("ut decision: the stored document %s cannot be evaluated: %s", uri.doc_uri, exc)
             return "500 Internal Server Error", b"the stored simservs document cannot be evaluated\n", []
-        log.debug("ut decision for %s: %s", doc_uri, decision)
+        log.debug("ut decision for %s: %s", uri.doc_uri, decision)
         return "200 OK", json.dumps(decision.as_dict(), sort_keys=True, separators=(",", ":")).encode(), []

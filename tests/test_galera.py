@@ -314,3 +314,28 @@ def test_a_write_answered_by_one_instance_is_read_at_once_on_the_other(instances
         got = alice.request(reader, "GET", doc_uri)
         assert (got[0], got[1]["ETag"], got[2]) == (200, headers["ETag"], doc)
 
+
+
+def test_a_document_and_a_directory_of_one_name_created_on_two_nodes_at_once_one_wins(
+        instances: tuple[int, int]) -> None:
+    """U10 across nodes: ``pN`` through node 1 and ``pN/inner`` through node 2 at the same
+    instant: the two creations' claims on the owner's lock row conflict in certification, the
+    loser is replayed and sees the winner, so exactly one is stored and the other gets 409."""
+    def create(start: threading.Barrier, port: int, path: str, answers: dict[str, int]) -> None:
+        user = Alice(port)
+        start.wait()
+        answers[path] = user.request(port, "PUT", path, BASE, {"Content-Type": RL_MIME})[0]
+
+    reader = Alice(instances[1])
+    for n in range(6):
+        document, inner = ALICE + f"u10-{n}", ALICE + f"u10-{n}/inner"
+        start, answers = threading.Barrier(2), {}
+        threads = [threading.Thread(target=create, args=(start, instances[0], document, answers)),
+                   threading.Thread(target=create, args=(start, instances[1], inner, answers))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers.values()) == [201, 409], (n, answers)
+        stored = {path: reader.request(instances[1], "GET", path)[0] for path in (document, inner)}
+        assert stored == {path: 200 if status == 201 else 404 for path, status in answers.items()}, (n, stored)

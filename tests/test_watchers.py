@@ -323,3 +323,17 @@ def test_kamailio_records_a_pending_watcher_and_then_alices_decision(kamailio_pr
         client.delete(rules_uri)
         kamailio_presence.clear_presence_state(walter)
         storage.close()
+
+
+def test_a_watcher_name_with_characters_xml_cannot_hold_still_gives_a_well_formed_document() -> None:
+    from lxml import etree
+
+    from xcap_wsgi.usages.watchers import Watcher, render
+
+    body = render([Watcher("bob\x01<&>\ufffe@example.com", "pres\x1bence", status="confirm", online=False)])
+    assert body == (b'<?xml version="1.0" encoding="UTF-8"?>\n<watchers xmlns="http://openxcap.org/ns/watchers">\n'
+                    b"  <watcher>\n    <id>bob\xef\xbf\xbd&lt;&amp;&gt;\xef\xbf\xbd@example.com</id>\n"
+                    b"    <status>confirm</status>\n    <online>false</online>\n"
+                    b"    <event>pres\xef\xbf\xbdence</event>\n  </watcher>\n</watchers>\n")
+    assert etree.fromstring(body).findtext("{http://openxcap.org/ns/watchers}watcher/"
+                                           "{http://openxcap.org/ns/watchers}id") == "bob\ufffd<&>\ufffd@example.com"

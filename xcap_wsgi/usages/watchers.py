@@ -37,6 +37,7 @@ Watchers are sorted by id, then event. Kamailio keeps these tables in the databa
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,11 +110,21 @@ def watchers_document(storage: Storage, username: str, domain: str) -> bytes:
     return render(found)
 
 
+#: what XML 1.0 cannot carry (control characters, surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: str) -> str:
+    """``value`` as XML character data: escaped, and each character XML cannot hold (a
+    watcher's URI is whatever the presence server stored) replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", value))
+
+
 def render(watchers: Iterable[Watcher]) -> bytes:
     """The document, deterministic: sorted, two-space indentation, final newline."""
     items = "".join(
-        f"\n  <watcher>\n    <id>{escape(w.id)}</id>\n    <status>{w.status}</status>"
-        f"\n    <online>{'true' if w.online else 'false'}</online>\n    <event>{escape(w.event)}</event>\n  </watcher>"
+        f"\n  <watcher>\n    <id>{_text(w.id)}</id>\n    <status>{w.status}</status>"
+        f"\n    <online>{'true' if w.online else 'false'}</online>\n    <event>{_text(w.event)}</event>\n  </watcher>"
         for w in sorted(watchers)
     )
     body = f">{items}\n</watchers>\n" if items else "/>\n"

@@ -43,6 +43,9 @@ BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 #: databases' list, which the auth store's tests take, has no PostgreSQL yet)
 STORAGE_BACKENDS = [*BACKENDS, pytest.param("mysql-mysqlclient", marks=pytest.mark.mysql),
                     pytest.param("postgresql", marks=pytest.mark.postgresql)]
+#: every storage backend, whatever ``XCAP_TEST_BACKENDS`` says: for a test about the databases
+#: themselves (it then runs on every Python, as the backends' own test modules do)
+ALL_STORAGE_BACKENDS = list(STORAGE_BACKENDS)
 #: ``XCAP_TEST_BACKENDS`` (comma-separated names of STORAGE_BACKENDS) narrows the
 #: backend-parametrised tests to those backends; unset, every one runs. tox sets it for the
 #: Pythons other than the main one (tox.ini): a backend's behaviour is the database's and the

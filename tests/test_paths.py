@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from tests.conftest import MYSQL_URL, POSTGRESQL_URL, STORAGE_BACKENDS, mysql_drop, postgresql_drop
+from tests.conftest import ALL_STORAGE_BACKENDS, MYSQL_URL, POSTGRESQL_URL, mysql_drop, postgresql_drop
 from tests.docs import MINIMAL, RESOURCE_LISTS, RL_MIME
 from tests.test_service_index import at_once, foreign_write
 from xcap_wsgi import XCAPMiddleware
@@ -30,7 +30,7 @@ from xcap_wsgi.usages import get_usage
 
 ROUNDS = 10
 #: the backends whose writers run side by side, locking rows (every driver)
-LOCKING_BACKENDS = [b for b in STORAGE_BACKENDS if b != "sqlite"]
+LOCKING_BACKENDS = [b for b in ALL_STORAGE_BACKENDS if b != "sqlite"]
 HOME = "/xcap-root/resource-lists/users/sip:alice@example.com/"
 GLOBAL = "/xcap-root/resource-lists/global/"
 

@@ -5,6 +5,7 @@ aliases address the one document stored under the canonical XUI ``sip:+E164@home
 from __future__ import annotations
 
 import base64
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,7 +241,7 @@ def test_an_answer_names_the_canonical_document(client: Client) -> None:
 
 def sqlite_rows(tmp_path: Path) -> list[tuple[str, str, str, int]]:
     """Kamailio's columns as the ``storage`` fixture's table holds them."""
-    with sqlite3.connect(tmp_path / "xcap.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "xcap.db")) as conn:  # a with-block alone does not close it
         return conn.execute("SELECT username, domain, doc_uri, doc_type FROM xcap ORDER BY doc_uri").fetchall()
 
 
